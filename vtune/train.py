@@ -1,0 +1,352 @@
+"""The MLP population as a *trainable*: ``init`` / ``train_epoch`` / ``score`` over stacked member states.
+
+``MLPTrainable`` is a ``flax.struct.PyTreeNode``: the data splits are pytree leaves (so a compiled program
+takes them as arguments, never as baked-in constants) and everything that fixes a shape or a loop length is
+a static field. Two trainables with the same static fields and array shapes share one compiled program.
+
+Batch sizes. Every member's batch is a multiple ``k`` of the static ``micro_batch`` (the smallest batch in the
+space). The loop steps over micro-batches; a member with batch ``k·micro_batch`` sums the gradients of ``k``
+consecutive micro-batches and applies one update with their mean — the same arithmetic as a real batch of
+that size, up to float reassociation. Like a ``drop_last`` data loader, a member runs ``⌊N / batch⌋``
+updates per epoch; the trailing micro-batches that do not fill a batch are discarded.
+
+Data order. By default the whole population shares one mini-batch order per epoch (common random numbers:
+configurations are compared on the same batches, and the first layer of every member reads the same
+``[B, D]`` rows, which XLA fuses into one wide ``[B, D] @ [D, P·W]`` product). ``shared_order=False`` gives
+each member its own order drawn from its seed.
+
+Divergence. A member whose loss turns NaN/inf is frozen (no further updates), flagged ``diverged`` and scores
+``-inf``; members are independent, so the others' numbers are untouched.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, NamedTuple, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+
+from vtune import hparams as hpmod
+from vtune.losses import LOSS_IDS, loss_fn, score as score_fn
+from vtune.model import ACTIVATION_IDS, INIT_IDS, forward, init_member
+from vtune.optim import OPTIMIZER_IDS, PopulationOptState, init_state_for, population_optimizer
+from vtune.schedules import SCHEDULE_IDS, learning_rate
+
+_DROPOUT_TAG = 1
+_ORDER_TAG = 2
+
+#: Float hyperparameters the engine reads (arrays ``float32 [P]``).
+FLOAT_HPARAMS = (
+    "learning_rate", "momentum", "beta2", "rho", "eps", "init_scale", "dropout", "weight_decay",
+    "decay_rate", "step_factor", "step_epochs", "warmup_epochs", "cosine_epochs", "restart_epochs",
+    "restart_mult", "min_lr_ratio", "huber_delta", "min_delta",
+)
+_ID_TABLES = {
+    "optimizer": OPTIMIZER_IDS,
+    "activation": ACTIVATION_IDS,
+    "init": INIT_IDS,
+    "schedule": SCHEDULE_IDS,
+    "loss": LOSS_IDS,
+}
+
+
+class MemberState(NamedTuple):
+    """Training state of one member (a population adds a leading ``[P]`` axis to every leaf)."""
+
+    params: Any
+    opt: PopulationOptState
+    acc: Any  # summed micro-batch gradients (None when no member accumulates)
+    best_params: Any  # params at the best validation score (None without restore_best)
+    best_score: jnp.ndarray  # float32
+    bad_epochs: jnp.ndarray  # int32: epochs since the last improvement
+    stopped: jnp.ndarray  # bool: early-stopped
+    diverged: jnp.ndarray  # bool: loss became NaN/inf
+    epochs: jnp.ndarray  # int32: epochs trained
+    last_score: jnp.ndarray  # float32: validation score after the latest epoch (NaN if diverged)
+    hp: Mapping[str, jnp.ndarray]
+
+
+def encode_hparams(configs: Sequence[Mapping[str, Any]], *, task: str, max_layers: int, micro_batch: int,
+                   max_epochs: int | None = None, seeds: Sequence[int] | None = None) -> dict[str, np.ndarray]:
+    """Complete, check and stack configurations into the ``hparams`` pytree (numpy, leading ``[P]`` axis).
+
+    Raises ``ValueError``/``TypeError`` naming the field for any bad value.
+    """
+    if len(configs) == 0:
+        raise ValueError("a population needs at least one configuration, got 0")
+    full = [hpmod.complete_config(c, task=task, max_epochs=max_epochs) for c in configs]
+    out: dict[str, np.ndarray] = {}
+    for name in FLOAT_HPARAMS:
+        out[name] = np.array([c[name] for c in full], np.float32)
+    for name, table in _ID_TABLES.items():
+        out[name] = np.array([table[c[name]] for c in full], np.int32)
+    out["num_layers"] = np.array([c["num_layers"] for c in full], np.int32)
+    if out["num_layers"].max() > max_layers:
+        raise ValueError(f"num_layers={int(out['num_layers'].max())} exceeds max_layers={max_layers}")
+    out["units"] = np.array([[c[f"units_{i + 1}"] for i in range(max_layers)] for c in full], np.int32)
+    batch = np.array([c["batch_size"] for c in full], np.int64)
+    if np.any(batch % micro_batch):
+        bad = int(batch[np.argmax(batch % micro_batch != 0)])
+        raise ValueError(f"batch_size={bad} is not a multiple of the micro-batch {micro_batch}")
+    out["accum"] = (batch // micro_batch).astype(np.int32)
+    out["patience"] = np.array([c["patience"] for c in full], np.int32)
+    if seeds is None:
+        seeds = range(len(full))
+    out["seed"] = np.asarray(list(seeds), np.uint32)
+    return out
+
+
+class MLPTrainable(struct.PyTreeNode):
+    """A population of padded MLPs on one data set. Build with :meth:`create`.
+
+    Example:
+        >>> import vtune, numpy as np
+        >>> from vtune.train import MLPTrainable, encode_hparams
+        >>> ds = vtune.data.load_dataset("xor")
+        >>> tr = MLPTrainable.create(ds, max_layers=1, max_units=8, micro_batch=4)
+        >>> hp = encode_hparams([{"units": 8, "num_layers": 1, "batch_size": 4}], task=ds.task,
+        ...                     max_layers=1, micro_batch=4)
+        >>> state = tr.init(hp)
+        >>> state, scores = tr.train_epoch(state, 0)
+    """
+
+    x_train: jax.Array
+    y_train: jax.Array
+    x_val: jax.Array
+    y_val: jax.Array
+    data_seed: jax.Array  # uint32 [] seed of the shared mini-batch order
+    task: str = struct.field(pytree_node=False)
+    num_features: int = struct.field(pytree_node=False)
+    num_outputs: int = struct.field(pytree_node=False)
+    max_layers: int = struct.field(pytree_node=False)
+    max_units: int = struct.field(pytree_node=False)
+    micro_batch: int = struct.field(pytree_node=False)
+    optimizers: tuple = struct.field(pytree_node=False, default=hpmod.OPTIMIZERS)
+    activations: tuple = struct.field(pytree_node=False, default=hpmod.ACTIVATIONS)
+    schedules: tuple = struct.field(pytree_node=False, default=hpmod.SCHEDULES)
+    losses: tuple = struct.field(pytree_node=False, default=("cross_entropy",))
+    use_dropout: bool = struct.field(pytree_node=False, default=True)
+    accumulate: bool = struct.field(pytree_node=False, default=True)
+    shared_order: bool = struct.field(pytree_node=False, default=True)
+    restore_best: bool = struct.field(pytree_node=False, default=True)
+    eval_block: int = struct.field(pytree_node=False, default=2048)
+
+    @classmethod
+    def create(cls, dataset, *, max_layers: int, max_units: int, micro_batch: int, data_seed: int = 0,
+               optimizers: Sequence[str] = hpmod.OPTIMIZERS, activations: Sequence[str] = hpmod.ACTIVATIONS,
+               schedules: Sequence[str] = hpmod.SCHEDULES, losses: Sequence[str] | None = None,
+               use_dropout: bool = True, accumulate: bool = True, shared_order: bool = True,
+               restore_best: bool = True) -> "MLPTrainable":
+        """A trainable for ``dataset`` (a :class:`vtune.data.Dataset`) with the given static geometry."""
+        for name, value in (("max_layers", max_layers), ("max_units", max_units), ("micro_batch", micro_batch)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if max_layers > hpmod.MAX_LAYERS:
+            raise ValueError(f"max_layers={max_layers} exceeds the supported {hpmod.MAX_LAYERS}")
+        n_train = len(dataset.x_train)
+        if micro_batch > n_train:
+            raise ValueError(
+                f"batch_size={micro_batch} is larger than the training split ({n_train} rows)"
+            )
+        if losses is None:
+            losses = hpmod.TASK_LOSSES[dataset.task]
+        y_dtype = jnp.int32 if dataset.task in ("classification", "binary") else jnp.float32
+        return cls(
+            x_train=jnp.asarray(dataset.x_train, jnp.float32),
+            y_train=jnp.asarray(dataset.y_train, y_dtype),
+            x_val=jnp.asarray(dataset.x_val, jnp.float32),
+            y_val=jnp.asarray(dataset.y_val, y_dtype),
+            data_seed=jnp.uint32(data_seed),
+            task=dataset.task,
+            num_features=int(dataset.n_features),
+            num_outputs=int(dataset.n_outputs),
+            max_layers=int(max_layers),
+            max_units=int(max_units),
+            micro_batch=int(micro_batch),
+            optimizers=tuple(optimizers),
+            activations=tuple(activations),
+            schedules=tuple(schedules),
+            losses=tuple(losses),
+            use_dropout=bool(use_dropout),
+            accumulate=bool(accumulate),
+            shared_order=bool(shared_order),
+            restore_best=bool(restore_best),
+        )
+
+    # ----------------------------------------------------------------------------------- geometry
+    @property
+    def micro_steps(self) -> int:
+        """Micro-batches per epoch (static)."""
+        return self.x_train.shape[0] // self.micro_batch
+
+    def decay_mask(self):
+        """Which parameter leaves weight decay applies to: the weight matrices, not the biases."""
+        layer = {"w": True, "b": False}
+        return {"hidden": tuple(dict(layer) for _ in range(self.max_layers)), "out": dict(layer)}
+
+    def _opt(self):
+        return population_optimizer(optimizers=self.optimizers, decay_mask=self.decay_mask())
+
+    # ----------------------------------------------------------------------------------- init
+    def init(self, hparams: Mapping[str, jnp.ndarray]) -> MemberState:
+        """Stacked initial states ``[P]`` for ``hparams`` (each member keyed by its own ``seed``)."""
+        return jax.vmap(self._init_member)(dict(hparams))
+
+    def _init_member(self, hp) -> MemberState:
+        key = jax.random.key(hp["seed"])
+        params = init_member(key, hp, num_features=self.num_features, num_outputs=self.num_outputs,
+                             max_layers=self.max_layers, max_units=self.max_units)
+        opt = init_state_for(self._opt(), params, hp["optimizer"])
+        zeros = jax.tree.map(jnp.zeros_like, params)
+        return MemberState(
+            params=params,
+            opt=opt,
+            acc=zeros if self.accumulate else None,
+            best_params=params if self.restore_best else None,
+            best_score=jnp.float32(-jnp.inf),
+            bad_epochs=jnp.int32(0),
+            stopped=jnp.bool_(False),
+            diverged=jnp.bool_(False),
+            epochs=jnp.int32(0),
+            last_score=jnp.float32(jnp.nan),
+            hp=hp,
+        )
+
+    # ----------------------------------------------------------------------------------- training
+    def _member_step(self, st: MemberState, xb, yb, epoch, j) -> MemberState:
+        hp = st.hp
+        key = jax.random.key(hp["seed"])
+        dkey = None
+        if self.use_dropout:
+            dkey = jax.random.fold_in(jax.random.fold_in(jax.random.fold_in(key, _DROPOUT_TAG), epoch), j)
+
+        def loss_of(params):
+            out = forward(params, hp, xb, activations=self.activations, dropout_key=dkey)
+            return loss_fn(out, yb, hp["loss"], hp["huber_delta"], losses=self.losses)
+
+        loss, grads = jax.value_and_grad(loss_of)(st.params)
+        k = hp["accum"]
+        if self.accumulate:
+            first = (j % k) == 0
+            acc = jax.tree.map(lambda a, g: jnp.where(first, g, a + g), st.acc, grads)
+            apply = (j % k) == (k - 1)
+            grads = jax.tree.map(lambda a: a / k.astype(a.dtype), acc)
+        else:
+            acc, apply = st.acc, jnp.bool_(True)
+        updates_per_epoch = jnp.maximum(self.x_train.shape[0] // (k * self.micro_batch), 1)
+        t = st.opt.count.astype(jnp.float32) / updates_per_epoch.astype(jnp.float32)
+        lr = learning_rate(t, hp, schedules=self.schedules)
+        upd, opt = self._opt().update(grads, st.opt, st.params, hparams=hp, learning_rate=lr)
+        new_params = jax.tree.map(lambda p, u: p + u, st.params, upd)
+        finite = jnp.isfinite(loss)
+        active = ~(st.stopped | st.diverged)
+        do = active & apply & finite
+        keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(do, a, b), new, old)
+        return st._replace(
+            params=keep(new_params, st.params),
+            opt=keep(opt, st.opt),
+            acc=acc,
+            diverged=st.diverged | (active & ~finite),
+        )
+
+    def train_epoch(self, state: MemberState, epoch) -> tuple[MemberState, jnp.ndarray]:
+        """Train every member for one epoch, then validate: ``(state, scores float32 [P])``.
+
+        ``epoch`` (int, may be traced) is the index of the epoch being trained; it seeds the mini-batch
+        order and dropout. ``scores`` are this epoch's validation scores (NaN for diverged members).
+        """
+        n, b = self.x_train.shape[0], self.micro_batch
+        epoch = jnp.asarray(epoch, jnp.int32)
+        if self.shared_order:
+            order = jax.random.permutation(jax.random.fold_in(jax.random.key(self.data_seed), epoch), n)
+        else:
+            def member_order(seed):
+                k = jax.random.fold_in(jax.random.fold_in(jax.random.key(seed), _ORDER_TAG), epoch)
+                return jax.random.permutation(k, n)
+            order = jax.vmap(member_order)(state.hp["seed"])  # [P, N]
+
+        step_fn = jax.vmap(self._member_step, in_axes=(0, None if self.shared_order else 0,
+                                                         None if self.shared_order else 0, None, None))
+
+        def body(st, j):
+            if self.shared_order:
+                idx = jax.lax.dynamic_slice(order, (j * b,), (b,))
+            else:
+                idx = jax.lax.dynamic_slice(order, (0, j * b), (order.shape[0], b))
+            st = step_fn(st, self.x_train[idx], self.y_train[idx], epoch, j)
+            return st, None
+
+        state, _ = jax.lax.scan(body, state, jnp.arange(self.micro_steps, dtype=jnp.int32))
+        scores = self.validate(state.params, state.hp)
+        return self._after_epoch(state, scores)
+
+    def _after_epoch(self, state: MemberState, scores):
+        diverged = state.diverged | ~jnp.isfinite(scores)
+        scores = jnp.where(diverged, jnp.nan, scores)
+        improved = ~diverged & (scores > state.best_score + state.hp["min_delta"])
+        best_score = jnp.where(improved, scores, state.best_score)
+        best_params = state.best_params
+        if self.restore_best:
+            best_params = jax.tree.map(
+                lambda new, old: jnp.where(improved.reshape((-1,) + (1,) * (new.ndim - 1)), new, old),
+                state.params, state.best_params)
+        bad = jnp.where(improved, 0, state.bad_epochs + 1)
+        patience = state.hp["patience"]
+        stopped = state.stopped | ((patience > 0) & (bad >= patience))
+        state = state._replace(best_params=best_params, best_score=best_score, bad_epochs=bad, stopped=stopped,
+                               diverged=diverged, epochs=state.epochs + 1, last_score=scores)
+        return state, scores
+
+    def score(self, state: MemberState) -> jnp.ndarray:
+        """Selection score ``[P]``: best validation score so far (restore_best) or the latest; −inf if diverged."""
+        s = state.best_score if self.restore_best else state.last_score
+        return jnp.where(state.diverged | ~jnp.isfinite(s), -jnp.inf, s)
+
+    # ----------------------------------------------------------------------------------- evaluation
+    def validate(self, params, hp) -> jnp.ndarray:
+        """Validation scores ``[P]`` of stacked ``params``."""
+        return jax.vmap(lambda p, h: self.evaluate_member(p, h, self.x_val, self.y_val))(params, hp)
+
+    def evaluate_member(self, params, hp, x, y) -> jnp.ndarray:
+        """Score (accuracy or R²) of one member on ``x [N, D]``, ``y``; evaluated in row blocks."""
+        n = x.shape[0]
+        block = min(self.eval_block, n)
+        if n <= block:
+            out = forward(params, hp, x, activations=self.activations)
+            return score_fn(self.task, out, y)
+        if self.task == "regression":
+            out = jax.lax.map(lambda xb: forward(params, hp, xb, activations=self.activations),
+                              x, batch_size=block)
+            return score_fn(self.task, out, y)
+        num_blocks = -(-n // block)
+        pad = num_blocks * block - n
+        xp = jnp.pad(x, ((0, pad), (0, 0))).reshape(num_blocks, block, -1)
+        yp = jnp.pad(y, (0, pad)).reshape(num_blocks, block)
+        valid = (jnp.arange(num_blocks * block) < n).reshape(num_blocks, block)
+
+        def body(total, args):
+            xb, yb, vb = args
+            out = forward(params, hp, xb, activations=self.activations)
+            pred = jnp.argmax(out, -1) if self.task == "classification" else (out[:, 0] > 0).astype(jnp.int32)
+            return total + jnp.sum((pred == yb) & vb), None
+
+        correct, _ = jax.lax.scan(body, jnp.int32(0), (xp, yp, valid))
+        return correct.astype(jnp.float32) / n
+
+    def export(self, member: MemberState):
+        """``(params, hp)`` of one member's model: its best weights under restore_best, else the latest."""
+        params = member.best_params if self.restore_best else member.params
+        return params, member.hp
+
+    def predict_member(self, params, hp, x) -> jnp.ndarray:
+        """Raw outputs ``[N, C]`` of one member."""
+        return forward(params, hp, x, activations=self.activations)
+
+
+def pad_hparams(hparams: Mapping[str, np.ndarray], size: int) -> dict[str, np.ndarray]:
+    """Repeat members cyclically so that every leaf has ``size`` rows (padding slots compute valid numbers)."""
+    n = len(next(iter(hparams.values())))
+    idx = np.arange(size) % n
+    return {k: np.asarray(v)[idx] for k, v in hparams.items()}

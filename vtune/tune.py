@@ -1,0 +1,339 @@
+"""``vtune.tune``: one call from a space and data to a tuned model, with every trial on record.
+
+The search runs stage by stage (a Hyperband bracket, a halving bracket, a batch of random/grid trials, a
+coarse-to-fine round). Each stage is **one dispatch** of one compiled program, and every stage of a search
+reuses the same program (the stage's plan is data), so a full Hyperband run compiles once. After every
+stage the search state is written atomically to ``out/checkpoint/``; re-running the same call with the
+same ``out`` resumes after the last finished stage and ends with the same numbers as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import pathlib
+import time
+from typing import Any, Mapping
+
+import jax
+import numpy as np
+
+from vtune import data as datamod
+from vtune import hparams as hpmod
+from vtune import io
+from vtune.cache import configure_compile_cache
+from vtune.checkpoint import Checkpoint
+from vtune.engine import Engine
+from vtune.losses import METRICS
+from vtune.result import Model, Result
+from vtune.space import Choice, Float, Space, default_space
+from vtune.strategies import STRATEGIES, Strategy
+from vtune.strategies.base import trial_seeds
+from vtune.trainable import BealeTrainable, FunctionTrainable, beale_hparams, encode_generic
+from vtune.train import MLPTrainable, encode_hparams, pad_hparams
+
+#: Members trained side by side in one chunk on a CPU backend (see ``engine``); accelerators use the
+#: whole stage. Measured on a 2-core machine: beyond ~16 members per chunk the CPU is saturated and
+#: larger chunks only pay more for the padding of small rungs.
+CPU_CHUNK = 16
+
+
+def beale_space() -> Space:
+    """Default space of the Beale task: an optimizer and its knobs."""
+    return Space({
+        "optimizer": Choice(list(hpmod.OPTIMIZERS)),
+        "learning_rate": Float(1e-4, 1.0, scale="log"),
+        "momentum": Float(0.5, 0.999, scale="reverse_log"),
+        "beta2": Float(0.9, 0.9999, scale="reverse_log"),
+    })
+
+
+def _values(space: Space, name: str) -> list:
+    """Every value a choice-like hyperparameter can take in ``space``."""
+    if name in space.dimensions:
+        dim = space[name]
+        if isinstance(dim, Choice):
+            return list(dim.values)
+        return [dim.low, dim.high]
+    if name in space.fixed:
+        return [space.fixed[name]]
+    return [hpmod.HPARAMS[name][1]]
+
+
+def _static_choices(space: Space, task: str) -> dict:
+    optimizers = set(_values(space, "optimizer"))
+    if "momentum" in optimizers and True in _values(space, "nesterov"):
+        optimizers.add("nesterov")
+    losses = [v for v in _values(space, "loss") if v is not None] or [hpmod.DEFAULT_LOSS[task]]
+    for loss in losses:
+        if loss not in hpmod.TASK_LOSSES[task]:
+            raise ValueError(f"loss={loss!r} does not fit a {task} task; use one of {', '.join(hpmod.TASK_LOSSES[task])}")
+    dropout = _values(space, "dropout")
+    return {
+        "optimizers": tuple(o for o in hpmod.OPTIMIZERS if o in optimizers),
+        "activations": tuple(a for a in hpmod.ACTIVATIONS if a in set(_values(space, "activation"))),
+        "schedules": tuple(s for s in hpmod.SCHEDULES if s in set(_values(space, "schedule"))),
+        "losses": tuple(l for l in hpmod.LOSSES if l in set(losses)),
+        "use_dropout": any(float(d) > 0 for d in dropout),
+    }
+
+
+def _resolve_strategy(strategy, *, max_epochs, eta, trials) -> Strategy:
+    if isinstance(strategy, Strategy):
+        return strategy
+    if not isinstance(strategy, str):
+        raise TypeError(f"strategy must be a name or a Strategy, got {strategy!r}")
+    if strategy not in STRATEGIES:
+        raise ValueError(f"unknown strategy {strategy!r}; known: {', '.join(STRATEGIES)}")
+    kw: dict[str, Any] = {}
+    if max_epochs is not None:
+        kw["max_epochs"] = max_epochs
+    if strategy in ("hyperband", "halving") and eta is not None:
+        kw["eta"] = eta
+    if trials is not None:
+        key = {"random": "num_trials", "halving": "num_configs", "coarse-to-fine": "trials_per_round"}.get(strategy)
+        if key is None:
+            raise ValueError(f"--trials does not apply to strategy {strategy!r}")
+        kw[key] = trials
+    return STRATEGIES[strategy](**kw)
+
+
+def _fingerprint(obj) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _data_fingerprint(ds) -> str:
+    h = hashlib.sha256()
+    for arr in (ds.x_train, ds.y_train, ds.x_val, ds.y_val):
+        h.update(np.ascontiguousarray(arr).tobytes())
+    return h.hexdigest()[:16]
+
+
+class _Setup:
+    """Everything ``tune`` derives from its inputs before training: trainable, encoder, metric."""
+
+    def __init__(self, space, data, *, max_epochs, data_seed, shared_order, restore_best, steps_per_epoch):
+        self.dataset = None
+        if isinstance(data, str):
+            if data == "beale":
+                data = BealeTrainable.create(steps_per_epoch=steps_per_epoch)
+            else:
+                data = datamod.load_dataset(data)
+        if isinstance(data, datamod.Dataset):
+            self.dataset = data
+            self.kind = "mlp"
+            self.task = data.task
+            self.metric = METRICS[data.task]
+            self.space = _as_space(space) if space is not None else default_space(data)
+            geometry = self._mlp_geometry(self.space, data)
+            statics = _static_choices(self.space, data.task)
+            self.micro_batch = geometry["micro_batch"]
+            self.max_layers = geometry["max_layers"]
+            self.trainable = MLPTrainable.create(
+                data, max_layers=geometry["max_layers"], max_units=geometry["max_units"],
+                micro_batch=geometry["micro_batch"], data_seed=data_seed, accumulate=geometry["accumulate"],
+                shared_order=shared_order, restore_best=restore_best, **statics)
+            self.data_info = {"name": data.name, "task": data.task, "n_train": data.n_train, "n_val": data.n_val,
+                              "n_test": data.n_test, "n_features": data.n_features, "n_outputs": data.n_outputs,
+                              "fingerprint": _data_fingerprint(data)}
+        elif isinstance(data, BealeTrainable):
+            self.kind = "beale"
+            self.task = "beale"
+            self.metric = "-f"
+            self.space = _as_space(space) if space is not None else beale_space()
+            statics = _static_choices(self.space, "regression")
+            self.trainable = data.replace(optimizers=statics["optimizers"], schedules=statics["schedules"])
+            self.data_info = {"name": "beale", "task": "beale", "start": list(map(float, data.start)),
+                              "steps_per_epoch": data.steps_per_epoch}
+        elif all(hasattr(data, m) for m in ("init", "train_epoch", "score")):
+            if space is None:
+                raise ValueError("a custom trainable needs an explicit space")
+            self.kind = "custom"
+            self.task = "custom"
+            self.metric = getattr(data, "metric", "score")
+            self.space = _as_space(space, check_names=False)
+            self.trainable = data
+            self.data_info = {"name": type(data).__name__, "task": "custom"}
+        else:
+            raise TypeError(
+                "data must be a Dataset, a bundled data set name, 'beale', or a trainable with "
+                f"init/train_epoch/score; got {type(data).__name__}")
+        self.max_epochs = max_epochs
+
+    @staticmethod
+    def _mlp_geometry(space: Space, ds) -> dict:
+        batches = space.batch_sizes()
+        micro = min(batches)
+        if micro > ds.n_train:
+            raise ValueError(f"batch_size={micro} is larger than the training split ({ds.n_train} rows)")
+        bad = [b for b in batches if b % micro]
+        if bad:
+            raise ValueError(
+                f"batch_size values must all be multiples of the smallest ({micro}); {bad[0]} is not — "
+                "use a Choice of powers of two, e.g. {\"choice\": [32, 64, 128]}")
+        if max(batches) > ds.n_train:
+            raise ValueError(f"batch_size={max(batches)} is larger than the training split ({ds.n_train} rows)")
+        return {"micro_batch": micro, "accumulate": max(batches) > micro, "max_layers": space.max_layers(),
+                "max_units": space.max_units()}
+
+    def encode(self, configs, seeds, max_epochs):
+        if self.kind == "mlp":
+            return encode_hparams(configs, task=self.task, max_layers=self.max_layers,
+                                  micro_batch=self.micro_batch, max_epochs=max_epochs, seeds=seeds)
+        if self.kind == "beale":
+            return beale_hparams(configs, seeds=seeds, max_epochs=max_epochs)
+        return encode_generic(configs, self.space, seeds=seeds)
+
+
+def _as_space(space, *, check_names=True) -> Space:
+    if isinstance(space, Space):
+        return space
+    if isinstance(space, Mapping):
+        if check_names:
+            return Space(space)
+        return Space(space)
+    if isinstance(space, (str, os.PathLike)):
+        return Space.from_file(space)
+    raise TypeError(f"space must be a Space, a mapping or a JSON file path, got {type(space).__name__}")
+
+
+def _trial_records(out, configs, stage_index, bracket, id_offset):
+    """Per-trial records of one finished stage from the engine's numpy output."""
+    records = []
+    rungs = bracket.rungs
+    last = len(rungs) - 1
+    for j, config in enumerate(configs):
+        history = []
+        for i, rung in enumerate(rungs):
+            value = out["rung_scores"][j, i]
+            if np.isnan(value):
+                break
+            history.append({"epochs": int(rung.epochs), "val_score": float(value)})
+        curve = [float(v) for v in out["curves"][j, : history[-1]["epochs"] if history else 0]]
+        diverged = any(not math.isfinite(h["val_score"]) for h in history)
+        status = "diverged" if diverged else ("completed" if len(history) == last + 1 else "pruned")
+        records.append({"id": id_offset + j, "config": dict(config), "bracket": stage_index, "rungs": history,
+                        "status": status, "curve": curve})
+    return records
+
+
+def tune(space=None, data="digits", *, strategy: str | Strategy = "hyperband", seed: int = 0,
+         max_epochs: int | None = None, eta: int | None = None, trials: int | None = None,
+         out: str | os.PathLike | None = None, chunk: int | None = None, data_seed: int | None = None,
+         shared_order: bool = True, restore_best: bool = True, compile_cache: str | None = "default",
+         progress: bool = False, steps_per_epoch: int = 10, max_memory_gb: float | None = None) -> Result:
+    """Tune an MLP (or any trainable population) and return a :class:`Result`.
+
+    Args:
+        space: a :class:`Space`, a mapping of names to dimensions/values, a JSON file path, or None for
+            ``default_space(data)``.
+        data: a :class:`vtune.data.Dataset`, a bundled data set name ("digits", "breast_cancer", "wine",
+            "diabetes", "xor"), "beale" (tune an optimizer on Beale's function), or a trainable population.
+        strategy: "hyperband" (default), "halving", "random", "grid", "coarse-to-fine", or a Strategy.
+        seed: the search seed; the data order seed (``data_seed``) defaults to it.
+        max_epochs, eta, trials: shortcuts for the named strategy's settings.
+        out: folder for checkpoints and the result files; an existing checkpoint there is resumed.
+        chunk: members trained side by side per chunk (default: 16 on CPU, the whole stage elsewhere).
+        compile_cache: "default" (a per-user folder, or ``$VTUNE_COMPILE_CACHE``), a folder, or None/"none".
+        progress: show a live progress display on stderr.
+        max_memory_gb: refuse a search whose estimated device memory exceeds this (default: 75% of RAM).
+
+    Example:
+        >>> import vtune
+        >>> result = vtune.tune({"learning_rate": vtune.Float(1e-3, 1e-1, scale="log"), "units": 16,
+        ...                      "num_layers": 1, "batch_size": 4}, "xor", strategy="random",
+        ...                     trials=4, max_epochs=2, compile_cache=None)   # doctest: +SKIP
+        >>> result.best_config["learning_rate"]                               # doctest: +SKIP
+    """
+    t_start = time.perf_counter()
+    configure_compile_cache(compile_cache)
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got seed={seed!r}")
+    strat = _resolve_strategy(strategy, max_epochs=max_epochs, eta=eta, trials=trials)
+    setup = _Setup(space, data, max_epochs=strat.max_epochs, data_seed=seed if data_seed is None else data_seed,
+                   shared_order=shared_order, restore_best=restore_best, steps_per_epoch=steps_per_epoch)
+    space = setup.space
+    stages = strat.stages(space)
+    capacity = max(s.num_configs for s in stages)
+    on_cpu = jax.default_backend() == "cpu"
+    chunk = chunk if chunk is not None else (CPU_CHUNK if on_cpu else capacity)
+    engine = Engine(capacity=capacity, chunk=chunk, max_rungs=max(len(s.rungs) for s in stages),
+                    max_epochs=strat.max_epochs)
+    if setup.kind == "mlp":
+        from vtune.memory import check_memory
+
+        check_memory(setup.trainable, engine.capacity, engine.chunk, limit_gb=max_memory_gb)
+    planned = sum(s.model_epochs for s in stages)
+    settings = {"strategy": strat.to_json(), "space": space.to_json(), "seed": int(seed), "data": setup.data_info,
+                "chunk": engine.chunk, "shared_order": shared_order, "restore_best": restore_best,
+                "data_seed": int(seed if data_seed is None else data_seed)}
+    ckpt = Checkpoint(out, _fingerprint(settings)) if out is not None else None
+    state = ckpt.load(setup) if ckpt is not None else None
+    trials_done: list = state["trials"] if state else []
+    done_stages = state["stages_done"] if state else 0
+    best = state["best"] if state else None  # {"score", "stage", "trial", "params", "hp"} or member state
+    model_epochs = state["model_epochs"] if state else 0
+    from vtune.report import ProgressDisplay
+
+    display = ProgressDisplay(planned, enabled=progress, metric=setup.metric)
+    with display:
+        display.advance(sum(s.model_epochs for s in stages[:done_stages]))
+        for index in range(done_stages, len(stages)):
+            bracket = stages[index]
+            display.start_bracket(index, len(stages), [(r.num_configs, r.epochs) for r in bracket.rungs])
+            configs = strat.configs(index, space, seed, trials_done)
+            seeds = trial_seeds(seed, index, len(configs))
+            hp = pad_hparams(setup.encode(configs, seeds, strat.max_epochs), engine.capacity)
+            out_np = engine.run(setup.trainable, hp, bracket)
+            model_epochs += int(out_np["model_epochs"])
+            trials_done = trials_done + _trial_records(out_np, configs, index, bracket, len(trials_done))
+            score = float(out_np["best_score"])
+            if best is None or score > best["score"]:
+                member = out_np["best_member"]
+                best = {"score": score, "stage": index, "trial": len(trials_done) - len(configs)
+                        + int(out_np["best_trial"]), "member": member}
+            if math.isfinite(best["score"]):
+                display.set_best(best["score"])
+            display.advance(bracket.model_epochs)
+            if ckpt is not None:
+                ckpt.save(trials_done, index + 1, best, model_epochs)
+    result = _finish(setup, strat, seed, trials_done, best, model_epochs, planned, engine,
+                     time.perf_counter() - t_start)
+    if out is not None:
+        result.save(out)
+    return result
+
+
+def _finish(setup, strat, seed, trials, best, model_epochs, planned, engine, wall) -> Result:
+    model = None
+    best_info: dict = {"id": None, "config": None, "val_score": None, "test_score": None}
+    status, message = "ok", ""
+    if best is None or not math.isfinite(best["score"]):
+        status = "all_diverged"
+        message = ("every trial diverged (loss became NaN or infinite): lower the learning-rate range or "
+                   "check the data scaling")
+    else:
+        record = trials[best["trial"]]
+        best_info = {"id": record["id"], "config": record["config"], "val_score": best["score"], "test_score": None}
+        member = best["member"]
+        if setup.kind == "mlp":
+            params, hp = setup.trainable.export(member)
+            ds = setup.dataset
+            tr = setup.trainable
+            evaluate = jax.jit(lambda p, h, x, y: tr.evaluate_member(p, h, x, y))
+            best_info["test_score"] = float(evaluate(params, hp, ds.x_test, ds.y_test))
+            spec = {"task": ds.task, "num_features": ds.n_features, "num_outputs": ds.n_outputs,
+                    "max_layers": tr.max_layers, "max_units": tr.max_units, "activations": list(tr.activations),
+                    "shift": np.asarray(ds.shift).tolist(), "scale": np.asarray(ds.scale).tolist(),
+                    "classes": None if ds.classes is None else np.asarray(ds.classes).tolist(),
+                    "config": record["config"], "metric": setup.metric}
+            model = Model(params, hp, spec)
+    return Result(
+        trials=trials, best=best_info, metric=setup.metric, task=setup.task, strategy=strat.to_json(),
+        seed=int(seed), model_epochs=int(model_epochs), planned_model_epochs=int(planned), wall_s=float(wall),
+        compile_s=float(engine.stats.seconds), num_compiles=int(engine.stats.count), data=setup.data_info,
+        space=setup.space.to_json(), status=status, message=message, model=model,
+        best_state=None if best is None else best["member"],
+    )
