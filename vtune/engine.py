@@ -49,6 +49,29 @@ def _update(tree, part, start):
     return jax.tree.map(lambda x, p: jax.lax.dynamic_update_slice_in_dim(x, p, start, axis=0), tree, part)
 
 
+def train_epochs(trainable, state, first, count, carry, on_epoch):
+    """Train ``count`` epochs from epoch ``first``; ``on_epoch(carry, epoch, scores)`` after each one.
+
+    A trainable may provide its own ``train_epochs`` (the MLP picks a narrower compiled variant for a chunk
+    of narrow members); otherwise this loops over ``train_epoch``.
+    """
+    own = getattr(trainable, "train_epochs", None)
+    if own is not None:
+        return own(state, first, count, carry, on_epoch)
+    return epoch_loop(trainable, state, first, count, carry, on_epoch)
+
+
+def epoch_loop(trainable, state, first, count, carry, on_epoch):
+    """``fori_loop`` of ``train_epoch`` with a traced trip count."""
+
+    def body(e, c):
+        state, carry = c
+        state, scores = trainable.train_epoch(state, first + e)
+        return state, on_epoch(carry, first + e, scores)
+
+    return jax.lax.fori_loop(0, count, body, (state, carry))
+
+
 def rank_slots(scores, trial_ids, num_active):
     """Slot order: active slots first, by score descending (NaN as −inf), ties by lower trial id."""
     slots = jnp.arange(scores.shape[0])
@@ -89,13 +112,10 @@ def bracket_program(trainable, hparams, sizes, epochs, num_rungs, *, capacity: i
             live = (start + jnp.arange(chunk)) < n_i
             rows = jnp.where(live, ids, capacity)  # out of range: dropped
 
-            def epoch_body(e, carry):
-                part, curves = carry
-                part, scores = trainable.train_epoch(part, done + e)
-                curves = curves.at[rows, done + e].set(scores, mode="drop")
-                return part, curves
+            def record(curves, epoch, scores):
+                return curves.at[rows, epoch].set(scores, mode="drop")
 
-            part, curves = jax.lax.fori_loop(0, todo, epoch_body, (part, curves))
+            part, curves = train_epochs(trainable, part, done, todo, curves, record)
             return _update(state, part, start), curves
 
         state, curves = jax.lax.fori_loop(0, num_chunks, chunk_body, (state, curves))

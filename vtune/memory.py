@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 
-from vtune.model import param_count
 
 
 def total_memory_bytes() -> int:
@@ -22,7 +21,7 @@ def total_memory_bytes() -> int:
 
 def estimate_bytes(trainable, capacity: int, chunk: int) -> dict:
     """Estimated bytes: ``resident`` (all slots' state), ``working`` (one chunk's step and validation)."""
-    p = param_count(trainable.num_features, trainable.num_outputs, trainable.max_layers, trainable.max_units)
+    p = trainable.layout.num_params
     buffers = 1 + 3 + (1 if trainable.accumulate else 0) + (1 if trainable.restore_best else 0)
     resident = 4 * capacity * p * buffers * 2  # x2: the program carries state and its permuted copy
     w = trainable.max_units

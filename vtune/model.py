@@ -1,9 +1,11 @@
-"""The population MLP: padded, masked, depth-gated dense networks as plain functions over stacked arrays.
+"""The population MLP: padded, masked, depth-gated dense networks over one flat parameter vector per member.
 
-One member's parameters are ``{"hidden": ({"w": [D, W], "b": [W]}, {"w": [W, W], "b": [W]}, ...),
-"out": {"w": [W, C], "b": [C]}}`` with ``L = len(hidden)`` hidden layers padded to the largest depth and
-``W`` units padded to the largest width of the population; a population stacks a leading ``[P]`` axis on
-every leaf. Each member's true architecture is data:
+A member's parameters are one ``float32 [num_params]`` vector (a population stacks ``[P, num_params]``);
+:class:`Layout` names the static slices: hidden layer ``l`` has ``w [rows_l, W]`` (``rows_0 = D``, else
+``W``) and ``b [W]``, the output layer ``w [W, C]`` and ``b [C]``. One flat vector keeps the optimizer, the
+divergence guard, gradient accumulation and restore-best to a single fused elementwise pass per step
+(instead of one per leaf), which shortens both compile time and run time. Each member's true architecture
+is data:
 
 * ``units`` ``int32 [L]`` — the true width of each hidden layer. Activations are masked *after* the
   activation function (sigmoid(0) ≠ 0), so padded units are exactly zero; padded rows and columns of the
@@ -11,27 +13,29 @@ every leaf. Each member's true architecture is data:
 * ``num_layers`` ``int32`` — layers past it are identity (``h = where(on, layer(h), h)``), start at zero and
   never receive a gradient.
 
-Randomness never depends on the padding: row ``r`` of a weight matrix is drawn from its own key
-(``fold_in(layer_key, r)``) as a 1-D vector, and JAX's partitionable threefry makes the first ``u`` entries
-of a length-``W`` draw equal a length-``u`` draw. So a member padded inside a population starts from, and
-drops out, exactly the numbers it would use alone. Dropout masks use the same per-row scheme.
-
-Activation, initialiser and loss ids select among the formulas with ``jnp.where``: every member evaluates
-the (cheap, elementwise) candidates that the static ``activations`` tuple lists.
+Randomness never depends on the padding: weights and dropout masks come from :mod:`vtune.rng`, where the
+number at ``(row, col)`` is a hash of the key and ``(row, col)`` alone, so a member padded inside a
+population starts from, and drops out, exactly the numbers it would use alone at its true width.
 """
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+import functools
+from typing import Mapping, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
+from vtune import rng
 from vtune.hparams import ACTIVATIONS, INITS
 
 ACTIVATION_IDS = {name: i for i, name in enumerate(ACTIVATIONS)}
 INIT_IDS = {name: i for i, name in enumerate(INITS)}
-_TRUNC_STD = 0.87962566103423978  # std of a unit normal truncated to [-2, 2] (as flax / Keras variance scaling)
+_UNIFORM_INITS = tuple(INIT_IDS[i] for i in INITS if i.endswith("uniform"))
+_TRUNC_STD = 0.87962566103423978  # std of a unit normal truncated to [-2, 2] (flax / Keras variance scaling)
+_INIT_TAG = 0x1A17
+_DROPOUT_TAG = 0xD409
 
 _ACT_FNS = {
     "relu": jax.nn.relu,
@@ -44,6 +48,65 @@ _ACT_FNS = {
 }
 
 
+class Layout(NamedTuple):
+    """Static geometry of the padded member: D inputs, L hidden layers of W units, C outputs."""
+
+    num_features: int
+    max_layers: int
+    max_units: int
+    num_outputs: int
+
+    def shapes(self) -> list[tuple[str, tuple[int, ...]]]:
+        d, L, w, c = self
+        out = []
+        for l in range(L):
+            out += [(f"hidden_{l}_w", (d if l == 0 else w, w)), (f"hidden_{l}_b", (w,))]
+        return out + [("out_w", (w, c)), ("out_b", (c,))]
+
+    def offsets(self) -> dict[str, tuple[int, tuple[int, ...]]]:
+        pos, table = 0, {}
+        for name, shape in self.shapes():
+            table[name] = (pos, shape)
+            pos += int(np.prod(shape))
+        return table
+
+    @property
+    def num_params(self) -> int:
+        return sum(int(np.prod(s)) for _, s in self.shapes())
+
+
+def unflatten(flat, layout: Layout) -> dict:
+    """``{"hidden": ({"w", "b"}, ...), "out": {"w", "b"}}`` views of one member's flat vector."""
+    table = layout.offsets()
+
+    def get(name):
+        start, shape = table[name]
+        return jax.lax.slice_in_dim(flat, start, start + int(np.prod(shape)), axis=-1).reshape(
+            flat.shape[:-1] + shape)
+
+    hidden = tuple({"w": get(f"hidden_{l}_w"), "b": get(f"hidden_{l}_b")} for l in range(layout.max_layers))
+    return {"hidden": hidden, "out": {"w": get("out_w"), "b": get("out_b")}}
+
+
+def flatten(params: Mapping) -> jnp.ndarray:
+    """Inverse of :func:`unflatten` for one member."""
+    parts = []
+    for layer in params["hidden"]:
+        parts += [layer["w"].reshape(-1), layer["b"].reshape(-1)]
+    parts += [params["out"]["w"].reshape(-1), params["out"]["b"].reshape(-1)]
+    return jnp.concatenate(parts)
+
+
+def weight_mask(layout: Layout) -> jnp.ndarray:
+    """``bool [num_params]``: True on weight matrices (weight decay applies), False on biases."""
+    idx = jnp.arange(layout.num_params)
+    mask = jnp.zeros(layout.num_params, bool)
+    for name, (start, shape) in layout.offsets().items():
+        if name.endswith("_w"):
+            mask = mask | ((idx >= start) & (idx < start + int(np.prod(shape))))
+    return mask
+
+
 def activate(z, act_id, activations: Sequence[str] = ACTIVATIONS):
     """Apply the activation with id ``act_id`` (a traced int) to ``z``; only ``activations`` are built."""
     out = None
@@ -53,41 +116,27 @@ def activate(z, act_id, activations: Sequence[str] = ACTIVATIONS):
     return out
 
 
-def _row_draws(key, num_rows: int, num_cols: int):
-    """Per-row uniform(−1, 1) and truncated-normal draws ``[num_rows, num_cols]`` (prefix-stable in both axes)."""
-    rows = jnp.arange(num_rows)
-
-    def one(r):
-        k = jax.random.fold_in(key, r)
-        ku, kn = jax.random.split(k)
-        u = jax.random.uniform(ku, (num_cols,), minval=-1.0, maxval=1.0)
-        n = jax.random.truncated_normal(kn, -2.0, 2.0, (num_cols,)) / _TRUNC_STD
-        return u, n
-
-    return jax.vmap(one)(rows)
-
-
 def init_scale(init_id, fan_in, fan_out, uniform_a):
     """(uniform limit, normal std) of initialiser ``init_id`` for the true fans (scalars)."""
-    fan_in = jnp.maximum(fan_in.astype(jnp.float32), 1.0)
-    fan_out = jnp.maximum(fan_out.astype(jnp.float32), 1.0)
+    fan_in = jnp.maximum(jnp.asarray(fan_in, jnp.float32), 1.0)
+    fan_out = jnp.maximum(jnp.asarray(fan_out, jnp.float32), 1.0)
     avg = (fan_in + fan_out) / 2.0
-    table_limit = {
+    limits = {
         "uniform": uniform_a,
         "glorot_uniform": jnp.sqrt(3.0 / avg),
         "he_uniform": jnp.sqrt(6.0 / fan_in),
         "lecun_uniform": jnp.sqrt(3.0 / fan_in),
     }
-    table_std = {
+    stds = {
         "glorot_normal": jnp.sqrt(1.0 / avg),
         "he_normal": jnp.sqrt(2.0 / fan_in),
         "lecun_normal": jnp.sqrt(1.0 / fan_in),
     }
     limit = jnp.float32(0.0)
     std = jnp.float32(0.0)
-    for name, value in table_limit.items():
+    for name, value in limits.items():
         limit = jnp.where(init_id == INIT_IDS[name], value, limit)
-    for name, value in table_std.items():
+    for name, value in stds.items():
         std = jnp.where(init_id == INIT_IDS[name], value, std)
     return limit, std
 
@@ -100,62 +149,90 @@ def layer_in_units(hp: Mapping[str, jnp.ndarray], num_features: int, max_layers:
     return jnp.concatenate([hidden_in, last[None]])
 
 
-def init_member(key, hp: Mapping[str, jnp.ndarray], *, num_features: int, num_outputs: int,
-                max_layers: int, max_units: int):
-    """Parameters of one member (padded to ``max_layers`` × ``max_units``); biases start at zero.
+def init_weight(key, init_id, uniform_a, rows: int, cols: int, fan_in, fan_out):
+    """A ``[rows, cols]`` weight matrix drawn for true fans, zero outside ``[:fan_in, :fan_out]``."""
+    limit, std = init_scale(init_id, fan_in, fan_out, uniform_a)
+    is_uniform = jnp.isin(init_id, jnp.array(_UNIFORM_INITS))
+    u = rng.uniform(rng.combine(key, 0), rows, cols) * 2.0 - 1.0
+    n = rng.truncated_normal(rng.combine(key, 1), rows, cols) / _TRUNC_STD
+    w = jnp.where(is_uniform, u * limit, n * std)
+    live = (jnp.arange(rows)[:, None] < fan_in) & (jnp.arange(cols)[None, :] < fan_out)
+    return jnp.where(live, w, 0.0)
 
-    ``hp`` holds scalars ``num_layers``, ``init``, ``init_scale`` and ``units int32 [max_layers]``.
+
+def init_member(seed, hp: Mapping[str, jnp.ndarray], layout: Layout) -> jnp.ndarray:
+    """Flat parameters ``[num_params]`` of one member (padded to ``layout``); biases start at zero.
+
+    ``hp`` holds scalars ``num_layers``, ``init``, ``init_scale`` and ``units int32 [L]``.
     """
-    d, w_max, c, L = num_features, max_units, num_outputs, max_layers
+    d, L, w_max, c = layout
+    key = rng.combine(seed, _INIT_TAG)
     ins = layer_in_units(hp, d, L)
     hidden = []
     for l in range(L):
         rows = d if l == 0 else w_max
-        u, n = _row_draws(jax.random.fold_in(key, l), rows, w_max)
-        fan_in, fan_out = ins[l], hp["units"][l]
-        limit, std = init_scale(hp["init"], fan_in, fan_out, hp["init_scale"])
-        is_uniform = jnp.isin(hp["init"], jnp.array([INIT_IDS[i] for i in INITS if i.endswith("uniform")]))
-        w = jnp.where(is_uniform, u * limit, n * std)
         on = l < hp["num_layers"]
-        mask = (jnp.arange(rows)[:, None] < fan_in) & (jnp.arange(w_max)[None, :] < fan_out) & on
-        hidden.append({"w": jnp.where(mask, w, 0.0), "b": jnp.zeros((w_max,), jnp.float32)})
-    u, n = _row_draws(jax.random.fold_in(key, L), w_max, c)
-    limit, std = init_scale(hp["init"], ins[L], jnp.int32(c), hp["init_scale"])
-    is_uniform = jnp.isin(hp["init"], jnp.array([INIT_IDS[i] for i in INITS if i.endswith("uniform")]))
-    w = jnp.where(is_uniform, u * limit, n * std)
-    w = jnp.where(jnp.arange(w_max)[:, None] < ins[L], w, 0.0)
-    return {"hidden": tuple(hidden), "out": {"w": w, "b": jnp.zeros((c,), jnp.float32)}}
+        fan_out = jnp.where(on, hp["units"][l], 0)
+        w = init_weight(rng.combine(key, l), hp["init"], hp["init_scale"], rows, w_max, ins[l], fan_out)
+        hidden.append({"w": w, "b": jnp.zeros((w_max,), jnp.float32)})
+    w = init_weight(rng.combine(key, L), hp["init"], hp["init_scale"], w_max, c, ins[L], c)
+    return flatten({"hidden": tuple(hidden), "out": {"w": w, "b": jnp.zeros((c,), jnp.float32)}})
 
 
-def dropout_mask(key, rate, shape):
-    """Inverted-dropout multiplier ``[B, W]`` drawn row by row (prefix-stable along W)."""
+def dropout_scale(key, rate, num_rows: int, num_cols: int):
+    """Inverted-dropout multiplier ``[num_rows, num_cols]``: 0 with probability ``rate``, else 1/(1−rate)."""
     keep = 1.0 - rate
-
-    def row(r):
-        return jax.random.bernoulli(jax.random.fold_in(key, r), keep, (shape[1],))
-
-    bits = jax.vmap(row)(jnp.arange(shape[0]))
-    return jnp.where(bits, 1.0 / jnp.maximum(keep, 1e-12), 0.0)
+    u = rng.uniform(key, num_rows, num_cols)
+    return jnp.where(u < keep, 1.0 / jnp.maximum(keep, 1e-12), 0.0)
 
 
-def forward(params, hp: Mapping[str, jnp.ndarray], x, *, activations: Sequence[str] = ACTIVATIONS,
-            dropout_key=None):
+def dropout_key(seed, epoch, step):
+    """The dropout key of one member at micro-step ``step`` of ``epoch`` (layer ``l`` adds ``l``)."""
+    return rng.combine(seed, _DROPOUT_TAG, epoch, step)
+
+
+def forward(flat, hp: Mapping[str, jnp.ndarray], x, layout: Layout, *,
+            activations: Sequence[str] = ACTIVATIONS, dropout_key=None):
     """Outputs ``[B, C]`` of one member for inputs ``x [B, D]``; dropout when ``dropout_key`` is given."""
-    h = x
-    w_max = params["hidden"][0]["w"].shape[1]
-    cols = jnp.arange(w_max)
-    for l, layer in enumerate(params["hidden"]):
+    params = unflatten(flat, layout)
+    cols = jnp.arange(layout.max_units)
+
+    def layer_fn(l, layer, h):
         z = h @ layer["w"] + layer["b"]
         a = jnp.where(cols < hp["units"][l], activate(z, hp["activation"], activations), 0.0)
         if dropout_key is not None:
-            a = a * dropout_mask(jax.random.fold_in(dropout_key, l), hp["dropout"], a.shape)
-        h = a if l == 0 else jnp.where(l < hp["num_layers"], a, h)
+            a = a * dropout_scale(rng.combine(dropout_key, l), hp["dropout"], *a.shape)
+        return a
+
+    h = layer_fn(0, params["hidden"][0], x)
+    for l in range(1, layout.max_layers):
+        # Unbatched (one member per chunk), ``cond`` skips the layer's work; under vmap it is a select.
+        h = jax.lax.cond(l < hp["num_layers"], functools.partial(layer_fn, l, params["hidden"][l]),
+                         lambda h: h, h)
     return h @ params["out"]["w"] + params["out"]["b"]
 
 
-def weight_mask(params):
-    """Pytree of bools: True on weight matrices (weight decay applies), False on biases."""
-    return jax.tree_util.tree_map_with_path(lambda path, _: path[-1].key == "w", params)
+def shrink(flat, full: Layout, small: Layout):
+    """One member's flat buffer in layout ``full`` cut down to the narrower layout ``small``."""
+    big = unflatten(flat, full)
+    d, L, w, c = small
+    hidden = []
+    for l, layer in enumerate(big["hidden"]):
+        rows = d if l == 0 else w
+        hidden.append({"w": layer["w"][:rows, :w], "b": layer["b"][:w]})
+    return flatten({"hidden": tuple(hidden), "out": {"w": big["out"]["w"][:w], "b": big["out"]["b"]}})
+
+
+def expand_into(flat, part, full: Layout, small: Layout):
+    """Write ``part`` (layout ``small``) back into ``flat`` (layout ``full``), keeping the rest of ``flat``."""
+    big = unflatten(flat, full)
+    sm = unflatten(part, small)
+    hidden = tuple(
+        {"w": jax.lax.dynamic_update_slice(b["w"], s["w"], (0, 0)),
+         "b": jax.lax.dynamic_update_slice(b["b"], s["b"], (0,))}
+        for b, s in zip(big["hidden"], sm["hidden"]))
+    out = {"w": jax.lax.dynamic_update_slice(big["out"]["w"], sm["out"]["w"], (0, 0)), "b": sm["out"]["b"]}
+    return flatten({"hidden": hidden, "out": out})
 
 
 def useful_weights(num_features: int, num_outputs: int, num_layers: int, units: Sequence[int]) -> int:
@@ -164,25 +241,7 @@ def useful_weights(num_features: int, num_outputs: int, num_layers: int, units: 
     return sum(a * b for a, b in zip(widths[:-1], widths[1:]))
 
 
-def padded_weights(num_features: int, num_outputs: int, max_layers: int, max_units: int) -> int:
+def padded_weights(layout: Layout) -> int:
     """Multiply-adds per sample that the padded program computes for one member."""
-    return num_features * max_units + (max_layers - 1) * max_units * max_units + max_units * num_outputs
-
-
-def param_count(num_features: int, num_outputs: int, max_layers: int, max_units: int) -> int:
-    """Floats in one member's padded parameters."""
-    return padded_weights(num_features, num_outputs, max_layers, max_units) + max_layers * max_units + num_outputs
-
-
-__all__ = [
-    "activate",
-    "dropout_mask",
-    "forward",
-    "init_member",
-    "init_scale",
-    "layer_in_units",
-    "param_count",
-    "padded_weights",
-    "useful_weights",
-    "weight_mask",
-]
+    d, L, w, c = layout
+    return d * w + (L - 1) * w * w + w * c

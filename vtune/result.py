@@ -30,7 +30,8 @@ def _version() -> str:
 
 
 class Model:
-    """A trained MLP member: padded weights, its hyperparameters and the data set's scaler and labels.
+    """A trained MLP member: flat padded weights (see :class:`vtune.model.Layout`), its hyperparameters
+    and the data set's scaler and labels.
 
     ``predict(x_raw)`` scales raw feature rows the way the training data were scaled and returns class
     labels (classification), or predictions ``[N, T]`` (regression).
@@ -47,11 +48,12 @@ class Model:
         return self.spec["task"]
 
     def _outputs(self, x):
-        from vtune.model import forward
+        from vtune.model import Layout, forward
 
         if self._fn is None:
             acts = tuple(self.spec["activations"])
-            self._fn = jax.jit(lambda p, h, x: forward(p, h, x, activations=acts))
+            layout = Layout(*self.spec["layout"])
+            self._fn = jax.jit(lambda p, h, x: forward(p, h, x, layout, activations=acts))
         return np.asarray(self._fn(self.params, self.hp, jnp.asarray(x, jnp.float32)))
 
     def _scaled(self, x, scaled: bool):
@@ -88,8 +90,7 @@ class Model:
     def save(self, directory) -> pathlib.Path:
         d = pathlib.Path(directory)
         d.mkdir(parents=True, exist_ok=True)
-        io.write_bytes(d / "params.msgpack", serialization.msgpack_serialize(
-            {"params": serialization.to_state_dict(self.params), "hp": self.hp}))
+        io.write_bytes(d / "params.msgpack", serialization.msgpack_serialize({"params": self.params, "hp": self.hp}))
         io.write_json(d / "model.json", self.spec)
         return d
 
@@ -104,10 +105,7 @@ class Model:
             blob = serialization.msgpack_restore((d / "params.msgpack").read_bytes())
         except (ValueError, TypeError) as err:
             raise ValueError(f"{d} holds a damaged model file: {err}") from None
-        params = blob["params"]
-        layers = params["hidden"]
-        params = {"hidden": tuple(layers[str(i)] for i in range(len(layers))), "out": params["out"]}
-        return cls(params, blob["hp"], spec)
+        return cls(blob["params"], blob["hp"], spec)
 
 
 @dataclass

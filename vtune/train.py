@@ -30,11 +30,12 @@ from flax import struct
 
 from vtune import hparams as hpmod
 from vtune.losses import LOSS_IDS, loss_fn, score as score_fn
-from vtune.model import ACTIVATION_IDS, INIT_IDS, forward, init_member
+from vtune.engine import epoch_loop
+from vtune.model import (ACTIVATION_IDS, INIT_IDS, Layout, dropout_key, expand_into, forward, init_member, shrink,
+                          weight_mask)
 from vtune.optim import OPTIMIZER_IDS, PopulationOptState, init_state_for, population_optimizer
 from vtune.schedules import SCHEDULE_IDS, learning_rate
 
-_DROPOUT_TAG = 1
 _ORDER_TAG = 2
 
 #: Float hyperparameters the engine reads (arrays ``float32 [P]``).
@@ -55,7 +56,7 @@ _ID_TABLES = {
 class MemberState(NamedTuple):
     """Training state of one member (a population adds a leading ``[P]`` axis to every leaf)."""
 
-    params: Any
+    params: jnp.ndarray  # float32 [num_params]: the flat parameter vector (see vtune.model.Layout)
     opt: PopulationOptState
     acc: Any  # summed micro-batch gradients (None when no member accumulates)
     best_params: Any  # params at the best validation score (None without restore_best)
@@ -132,13 +133,14 @@ class MLPTrainable(struct.PyTreeNode):
     shared_order: bool = struct.field(pytree_node=False, default=True)
     restore_best: bool = struct.field(pytree_node=False, default=True)
     eval_block: int = struct.field(pytree_node=False, default=2048)
+    width_tiers: tuple = struct.field(pytree_node=False, default=())
 
     @classmethod
     def create(cls, dataset, *, max_layers: int, max_units: int, micro_batch: int, data_seed: int = 0,
                optimizers: Sequence[str] = hpmod.OPTIMIZERS, activations: Sequence[str] = hpmod.ACTIVATIONS,
                schedules: Sequence[str] = hpmod.SCHEDULES, losses: Sequence[str] | None = None,
                use_dropout: bool = True, accumulate: bool = True, shared_order: bool = True,
-               restore_best: bool = True) -> "MLPTrainable":
+               restore_best: bool = True, width_tiers: Sequence[int] | None = None) -> "MLPTrainable":
         """A trainable for ``dataset`` (a :class:`vtune.data.Dataset`) with the given static geometry."""
         for name, value in (("max_layers", max_layers), ("max_units", max_units), ("micro_batch", micro_batch)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
@@ -173,6 +175,8 @@ class MLPTrainable(struct.PyTreeNode):
             accumulate=bool(accumulate),
             shared_order=bool(shared_order),
             restore_best=bool(restore_best),
+            width_tiers=default_width_tiers(int(max_units)) if width_tiers is None else tuple(
+                sorted(int(w) for w in width_tiers if int(w) < int(max_units))),
         )
 
     # ----------------------------------------------------------------------------------- geometry
@@ -181,13 +185,12 @@ class MLPTrainable(struct.PyTreeNode):
         """Micro-batches per epoch (static)."""
         return self.x_train.shape[0] // self.micro_batch
 
-    def decay_mask(self):
-        """Which parameter leaves weight decay applies to: the weight matrices, not the biases."""
-        layer = {"w": True, "b": False}
-        return {"hidden": tuple(dict(layer) for _ in range(self.max_layers)), "out": dict(layer)}
+    @property
+    def layout(self) -> Layout:
+        return Layout(self.num_features, self.max_layers, self.max_units, self.num_outputs)
 
     def _opt(self):
-        return population_optimizer(optimizers=self.optimizers, decay_mask=self.decay_mask())
+        return population_optimizer(optimizers=self.optimizers, decay_mask=weight_mask(self.layout))
 
     # ----------------------------------------------------------------------------------- init
     def init(self, hparams: Mapping[str, jnp.ndarray]) -> MemberState:
@@ -195,11 +198,9 @@ class MLPTrainable(struct.PyTreeNode):
         return jax.vmap(self._init_member)(dict(hparams))
 
     def _init_member(self, hp) -> MemberState:
-        key = jax.random.key(hp["seed"])
-        params = init_member(key, hp, num_features=self.num_features, num_outputs=self.num_outputs,
-                             max_layers=self.max_layers, max_units=self.max_units)
+        params = init_member(hp["seed"], hp, self.layout)
         opt = init_state_for(self._opt(), params, hp["optimizer"])
-        zeros = jax.tree.map(jnp.zeros_like, params)
+        zeros = jnp.zeros_like(params)
         return MemberState(
             params=params,
             opt=opt,
@@ -217,29 +218,25 @@ class MLPTrainable(struct.PyTreeNode):
     # ----------------------------------------------------------------------------------- training
     def _member_step(self, st: MemberState, xb, yb, epoch, j) -> MemberState:
         hp = st.hp
-        key = jax.random.key(hp["seed"])
-        dkey = None
-        if self.use_dropout:
-            dkey = jax.random.fold_in(jax.random.fold_in(jax.random.fold_in(key, _DROPOUT_TAG), epoch), j)
+        dkey = dropout_key(hp["seed"], epoch, j) if self.use_dropout else None
 
         def loss_of(params):
-            out = forward(params, hp, xb, activations=self.activations, dropout_key=dkey)
+            out = forward(params, hp, xb, self.layout, activations=self.activations, dropout_key=dkey)
             return loss_fn(out, yb, hp["loss"], hp["huber_delta"], losses=self.losses)
 
         loss, grads = jax.value_and_grad(loss_of)(st.params)
         k = hp["accum"]
         if self.accumulate:
-            first = (j % k) == 0
-            acc = jax.tree.map(lambda a, g: jnp.where(first, g, a + g), st.acc, grads)
+            acc = jnp.where((j % k) == 0, grads, st.acc + grads)
             apply = (j % k) == (k - 1)
-            grads = jax.tree.map(lambda a: a / k.astype(a.dtype), acc)
+            grads = acc / k.astype(acc.dtype)
         else:
             acc, apply = st.acc, jnp.bool_(True)
         updates_per_epoch = jnp.maximum(self.x_train.shape[0] // (k * self.micro_batch), 1)
         t = st.opt.count.astype(jnp.float32) / updates_per_epoch.astype(jnp.float32)
         lr = learning_rate(t, hp, schedules=self.schedules)
         upd, opt = self._opt().update(grads, st.opt, st.params, hparams=hp, learning_rate=lr)
-        new_params = jax.tree.map(lambda p, u: p + u, st.params, upd)
+        new_params = st.params + upd
         finite = jnp.isfinite(loss)
         active = ~(st.stopped | st.diverged)
         do = active & apply & finite
@@ -267,8 +264,16 @@ class MLPTrainable(struct.PyTreeNode):
                 return jax.random.permutation(k, n)
             order = jax.vmap(member_order)(state.hp["seed"])  # [P, N]
 
-        step_fn = jax.vmap(self._member_step, in_axes=(0, None if self.shared_order else 0,
-                                                         None if self.shared_order else 0, None, None))
+        if state.params.shape[0] == 1:
+            # One member per chunk: run it unbatched, so per-layer ``cond`` really skips inactive layers.
+            def step_fn(st, xb, yb, epoch, j):
+                one = jax.tree.map(lambda x: x[0], st)
+                if not self.shared_order:
+                    xb, yb = xb[0], yb[0]
+                return jax.tree.map(lambda x: x[None], self._member_step(one, xb, yb, epoch, j))
+        else:
+            step_fn = jax.vmap(self._member_step, in_axes=(0, None if self.shared_order else 0,
+                                                             None if self.shared_order else 0, None, None))
 
         def body(st, j):
             if self.shared_order:
@@ -282,6 +287,57 @@ class MLPTrainable(struct.PyTreeNode):
         scores = self.validate(state.params, state.hp)
         return self._after_epoch(state, scores)
 
+    # ----------------------------------------------------------------------------------- width tiers
+    def train_epochs(self, state: MemberState, first, count, carry, on_epoch):
+        """Train a chunk ``count`` epochs, compiled at the narrowest width tier that holds its widest member.
+
+        ``lax.switch`` on a chunk-level index is a real branch (not a vmapped select): a chunk of narrow
+        members runs the narrow variant, whose matrices and optimizer buffers are a fraction of the
+        padded ones. Repacking the buffers happens once per rung, not per step. Results are identical to
+        the padded program (the padded entries are exact zeros either way).
+        """
+        if not self.width_tiers:
+            return epoch_loop(self, state, first, count, carry, on_epoch)
+        hp = state.hp
+        live = jnp.arange(self.max_layers)[None, :] < hp["num_layers"][:, None]
+        need = jnp.max(jnp.where(live, hp["units"], 0))
+        tiers = tuple(self.width_tiers) + (self.max_units,)
+        index = sum((need > w).astype(jnp.int32) for w in tiers[:-1])
+
+        def branch(width):
+            def run(state, carry):
+                if width == self.max_units:
+                    return epoch_loop(self.replace(width_tiers=()), state, first, count, carry, on_epoch)
+                inner = self.replace(max_units=width, width_tiers=())
+                packed, carry = epoch_loop(inner, self._repack(state, inner.layout, shrink_it=True), first,
+                                           count, carry, on_epoch)
+                return self._repack(state, inner.layout, part=packed), carry
+            return run
+
+        return jax.lax.switch(index, [branch(w) for w in tiers], state, carry)
+
+    def _repack(self, state: MemberState, small: Layout, *, shrink_it=False, part=None) -> MemberState:
+        full = self.layout
+        if shrink_it:
+            f = jax.vmap(lambda x: shrink(x, full, small))
+            conv = lambda x, _: f(x)
+            src = state
+        else:
+            f = jax.vmap(lambda x, p: expand_into(x, p, full, small))
+            conv = f
+            src = part
+        opt = state.opt._replace(m=conv(state.opt.m, src.opt.m), v=conv(state.opt.v, src.opt.v),
+                                 w=conv(state.opt.w, src.opt.w))
+        new = state._replace(params=conv(state.params, src.params), opt=opt._replace(count=src.opt.count))
+        if self.accumulate:
+            new = new._replace(acc=conv(state.acc, src.acc))
+        if self.restore_best:
+            new = new._replace(best_params=conv(state.best_params, src.best_params))
+        if part is not None:
+            new = new._replace(best_score=part.best_score, bad_epochs=part.bad_epochs, stopped=part.stopped,
+                               diverged=part.diverged, epochs=part.epochs, last_score=part.last_score)
+        return new
+
     def _after_epoch(self, state: MemberState, scores):
         diverged = state.diverged | ~jnp.isfinite(scores)
         scores = jnp.where(diverged, jnp.nan, scores)
@@ -289,9 +345,7 @@ class MLPTrainable(struct.PyTreeNode):
         best_score = jnp.where(improved, scores, state.best_score)
         best_params = state.best_params
         if self.restore_best:
-            best_params = jax.tree.map(
-                lambda new, old: jnp.where(improved.reshape((-1,) + (1,) * (new.ndim - 1)), new, old),
-                state.params, state.best_params)
+            best_params = jnp.where(improved[:, None], state.params, state.best_params)
         bad = jnp.where(improved, 0, state.bad_epochs + 1)
         patience = state.hp["patience"]
         stopped = state.stopped | ((patience > 0) & (bad >= patience))
@@ -314,10 +368,10 @@ class MLPTrainable(struct.PyTreeNode):
         n = x.shape[0]
         block = min(self.eval_block, n)
         if n <= block:
-            out = forward(params, hp, x, activations=self.activations)
+            out = forward(params, hp, x, self.layout, activations=self.activations)
             return score_fn(self.task, out, y)
         if self.task == "regression":
-            out = jax.lax.map(lambda xb: forward(params, hp, xb, activations=self.activations),
+            out = jax.lax.map(lambda xb: forward(params, hp, xb, self.layout, activations=self.activations),
                               x, batch_size=block)
             return score_fn(self.task, out, y)
         num_blocks = -(-n // block)
@@ -328,7 +382,7 @@ class MLPTrainable(struct.PyTreeNode):
 
         def body(total, args):
             xb, yb, vb = args
-            out = forward(params, hp, xb, activations=self.activations)
+            out = forward(params, hp, xb, self.layout, activations=self.activations)
             pred = jnp.argmax(out, -1) if self.task == "classification" else (out[:, 0] > 0).astype(jnp.int32)
             return total + jnp.sum((pred == yb) & vb), None
 
@@ -342,7 +396,13 @@ class MLPTrainable(struct.PyTreeNode):
 
     def predict_member(self, params, hp, x) -> jnp.ndarray:
         """Raw outputs ``[N, C]`` of one member."""
-        return forward(params, hp, x, activations=self.activations)
+        return forward(params, hp, x, self.layout, activations=self.activations)
+
+
+def default_width_tiers(max_units: int) -> tuple:
+    """Narrower compiled variants for chunks of narrow members: ``max_units/4`` and ``max_units/2``, when
+    at least 32 wide (each variant costs one more compile of the training step, so two is the default)."""
+    return tuple(w for w in (max_units // 4, max_units // 2) if w >= 32)
 
 
 def pad_hparams(hparams: Mapping[str, np.ndarray], size: int) -> dict[str, np.ndarray]:
