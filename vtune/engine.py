@@ -203,7 +203,7 @@ class Engine:
     def compiled(self, trainable, hparams):
         """The compiled program for this geometry (AOT: lower + compile, timed and counted)."""
         leaves, treedef = jax.tree.flatten((trainable, hparams))
-        key = (treedef, tuple((np.shape(x), np.result_type(x)) for x in leaves))
+        key = (treedef, tuple((np.shape(x), np.asarray(x).dtype if not hasattr(x, "dtype") else x.dtype) for x in leaves))
         if key not in self._compiled:
             sizes = np.zeros(self.max_rungs, np.int32)
             t0 = time.perf_counter()

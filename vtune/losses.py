@@ -50,7 +50,7 @@ def score(task: str, out, y):
         return jnp.mean((out[:, 0] > 0) == (y > 0))
     if task == "regression":
         ss_res = jnp.sum((y - out) ** 2, axis=0)
-        ss_tot = jnp.sum((y - y.mean(axis=0)) ** 2, axis=0)
+        ss_tot = jnp.sum((y - y.mean(axis=0, keepdims=True)) ** 2, axis=0)
         r2 = 1.0 - ss_res / jnp.where(ss_tot > 0, ss_tot, 1.0)
         return jnp.mean(r2)
     raise ValueError(f"unknown task {task!r}")

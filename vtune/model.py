@@ -198,8 +198,8 @@ def forward(flat, hp: Mapping[str, jnp.ndarray], x, layout: Layout, *,
     cols = jnp.arange(layout.max_units)
 
     def layer_fn(l, layer, h):
-        z = h @ layer["w"] + layer["b"]
-        a = jnp.where(cols < hp["units"][l], activate(z, hp["activation"], activations), 0.0)
+        z = h @ layer["w"] + layer["b"][None, :]
+        a = jnp.where(cols[None, :] < hp["units"][l], activate(z, hp["activation"], activations), 0.0)
         if dropout_key is not None:
             a = a * dropout_scale(rng.combine(dropout_key, l), hp["dropout"], *a.shape)
         return a
@@ -209,7 +209,7 @@ def forward(flat, hp: Mapping[str, jnp.ndarray], x, layout: Layout, *,
         # Unbatched (one member per chunk), ``cond`` skips the layer's work; under vmap it is a select.
         h = jax.lax.cond(l < hp["num_layers"], functools.partial(layer_fn, l, params["hidden"][l]),
                          lambda h: h, h)
-    return h @ params["out"]["w"] + params["out"]["b"]
+    return h @ params["out"]["w"] + params["out"]["b"][None, :]
 
 
 def shrink(flat, full: Layout, small: Layout):

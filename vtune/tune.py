@@ -27,6 +27,7 @@ from vtune.cache import configure_compile_cache
 from vtune.checkpoint import Checkpoint
 from vtune.engine import Engine
 from vtune.losses import METRICS
+from vtune.model import padded_weights
 from vtune.result import Model, Result
 from vtune.space import Choice, Float, Space, default_space
 from vtune.strategies import STRATEGIES, Strategy
@@ -41,6 +42,9 @@ from vtune.train import MLPTrainable, encode_hparams, pad_hparams
 #: the narrowest width tier that holds it with its inactive layers skipped (Hyperband R=27 on digits:
 #: 219 s with chunks of 16, 53 s with chunks of 1 before width tiers).
 CPU_CHUNK = 1
+
+#: Padded FLOPs of a search above which the width tiers repay their extra compile time (see auto_tiers).
+TIER_MIN_FLOPS = 1.5e12
 
 
 def beale_space() -> Space:
@@ -93,7 +97,9 @@ def _resolve_strategy(strategy, *, max_epochs, eta, trials) -> Strategy:
     kw: dict[str, Any] = {}
     if max_epochs is not None:
         kw["max_epochs"] = max_epochs
-    if strategy in ("hyperband", "halving") and eta is not None:
+    if eta is not None:
+        if strategy not in ("hyperband", "halving"):
+            raise ValueError(f"eta does not apply to strategy {strategy!r} (only hyperband and halving)")
         kw["eta"] = eta
     if trials is not None:
         key = {"random": "num_trials", "halving": "num_configs", "coarse-to-fine": "trials_per_round"}.get(strategy)
@@ -117,7 +123,8 @@ def _data_fingerprint(ds) -> str:
 class _Setup:
     """Everything ``tune`` derives from its inputs before training: trainable, encoder, metric."""
 
-    def __init__(self, space, data, *, max_epochs, data_seed, shared_order, restore_best, steps_per_epoch):
+    def __init__(self, space, data, *, max_epochs, data_seed, shared_order, restore_best, steps_per_epoch,
+                 width_tiers=None):
         self.dataset = None
         if isinstance(data, str):
             if data == "beale":
@@ -137,7 +144,7 @@ class _Setup:
             self.trainable = MLPTrainable.create(
                 data, max_layers=geometry["max_layers"], max_units=geometry["max_units"],
                 micro_batch=geometry["micro_batch"], data_seed=data_seed, accumulate=geometry["accumulate"],
-                shared_order=shared_order, restore_best=restore_best, **statics)
+                shared_order=shared_order, restore_best=restore_best, width_tiers=width_tiers, **statics)
             self.data_info = {"name": data.name, "task": data.task, "n_train": data.n_train, "n_val": data.n_val,
                               "n_test": data.n_test, "n_features": data.n_features, "n_outputs": data.n_outputs,
                               "fingerprint": _data_fingerprint(data)}
@@ -180,6 +187,18 @@ class _Setup:
             raise ValueError(f"batch_size={max(batches)} is larger than the training split ({ds.n_train} rows)")
         return {"micro_batch": micro, "accumulate": max(batches) > micro, "max_layers": space.max_layers(),
                 "max_units": space.max_units()}
+
+    def auto_tiers(self, model_epochs: int, chunk: int) -> None:
+        """Keep the width tiers only when the padded work they save outweighs compiling them.
+
+        Each tier is one more compiled copy of the training step (seconds on a 2-core CPU); what it saves
+        grows with rows × model-epochs. Measured on digits (1,257 rows, Hyperband R=27) the tiers cost more
+        compile time than they saved; on 14,000 rows they save several times their compile time.
+        """
+        tr = self.trainable
+        padded = model_epochs * self.dataset.n_train * 6 * padded_weights(tr.layout)
+        if chunk != 1 or padded < TIER_MIN_FLOPS:
+            self.trainable = tr.replace(width_tiers=())
 
     def encode(self, configs, seeds, max_epochs):
         if self.kind == "mlp":
@@ -226,7 +245,8 @@ def tune(space=None, data="digits", *, strategy: str | Strategy = "hyperband", s
          max_epochs: int | None = None, eta: int | None = None, trials: int | None = None,
          out: str | os.PathLike | None = None, chunk: int | None = None, data_seed: int | None = None,
          shared_order: bool = True, restore_best: bool = True, compile_cache: str | None = "default",
-         progress: bool = False, steps_per_epoch: int = 10, max_memory_gb: float | None = None) -> Result:
+         progress: bool = False, steps_per_epoch: int = 10, max_memory_gb: float | None = None,
+         width_tiers: str | tuple = "auto") -> Result:
     """Tune an MLP (or any trainable population) and return a :class:`Result`.
 
     Args:
@@ -242,6 +262,9 @@ def tune(space=None, data="digits", *, strategy: str | Strategy = "hyperband", s
         compile_cache: "default" (a per-user folder, or ``$VTUNE_COMPILE_CACHE``), a folder, or None/"none".
         progress: show a live progress display on stderr.
         max_memory_gb: refuse a search whose estimated device memory exceeds this (default: 75% of RAM).
+        width_tiers: narrower compiled variants of the training step for narrow members (CPU chunks of
+            one): "auto" (on when the search is big enough to repay their compile time), () for none, or a
+            tuple of widths.
 
     Example:
         >>> import vtune
@@ -255,13 +278,16 @@ def tune(space=None, data="digits", *, strategy: str | Strategy = "hyperband", s
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got seed={seed!r}")
     strat = _resolve_strategy(strategy, max_epochs=max_epochs, eta=eta, trials=trials)
+    on_cpu = jax.default_backend() == "cpu"
     setup = _Setup(space, data, max_epochs=strat.max_epochs, data_seed=seed if data_seed is None else data_seed,
-                   shared_order=shared_order, restore_best=restore_best, steps_per_epoch=steps_per_epoch)
+                   shared_order=shared_order, restore_best=restore_best, steps_per_epoch=steps_per_epoch,
+                   width_tiers=None if width_tiers == "auto" else tuple(width_tiers))
     space = setup.space
     stages = strat.stages(space)
     capacity = max(s.num_configs for s in stages)
-    on_cpu = jax.default_backend() == "cpu"
     chunk = chunk if chunk is not None else (CPU_CHUNK if on_cpu else capacity)
+    if setup.kind == "mlp" and width_tiers == "auto":
+        setup.auto_tiers(sum(s.model_epochs for s in stages), chunk)
     engine = Engine(capacity=capacity, chunk=chunk, max_rungs=max(len(s.rungs) for s in stages),
                     max_epochs=strat.max_epochs)
     if setup.kind == "mlp":
@@ -269,8 +295,10 @@ def tune(space=None, data="digits", *, strategy: str | Strategy = "hyperband", s
 
         check_memory(setup.trainable, engine.capacity, engine.chunk, limit_gb=max_memory_gb)
     planned = sum(s.model_epochs for s in stages)
+    # The chunk size is not part of the fingerprint: it never changes the numbers, so a search started on
+    # one machine may resume on another.
     settings = {"strategy": strat.to_json(), "space": space.to_json(), "seed": int(seed), "data": setup.data_info,
-                "chunk": engine.chunk, "shared_order": shared_order, "restore_best": restore_best,
+                "shared_order": shared_order, "restore_best": restore_best,
                 "data_seed": int(seed if data_seed is None else data_seed)}
     ckpt = Checkpoint(out, _fingerprint(settings)) if out is not None else None
     state = ckpt.load(setup) if ckpt is not None else None
