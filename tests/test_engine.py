@@ -147,3 +147,33 @@ def test_persistent_compile_cache_second_process_loads_instead_of_compiling(tmp_
     assert runs[0]["scores"] == runs[1]["scores"]
     # The second process lowers the program but loads the executable: well under the first compile.
     assert runs[1]["compile_s"] < 0.7 * runs[0]["compile_s"], runs
+
+
+SHARD_SCRIPT = textwrap.dedent("""
+    import json, sys, jax, vtune
+    r = vtune.tune({"units": 8, "num_layers": 2, "batch_size": 4, "dropout": 0.1,
+                    "optimizer": vtune.Choice(["adam", "momentum"]),
+                    "learning_rate": vtune.Float(1e-2, 1.0, scale="log")}, "xor", strategy="hyperband",
+                   max_epochs=3, compile_cache=None, chunk=int(sys.argv[1]))
+    print(json.dumps({"devices": jax.device_count(),
+                      "rungs": [[g["val_score"] for g in t["rungs"]] for t in r.trials],
+                      "curves": [t["curve"] for t in r.trials], "best": r.best["id"]}))
+""")
+
+
+@pytest.mark.slow
+def test_sharded_over_two_devices_equals_one_device():
+    env = {**os.environ, "PYTHONPATH": ROOT}
+    outs = []
+    for flags in ("", "--xla_force_host_platform_device_count=2"):
+        run_env = {**env, "XLA_FLAGS": flags}
+        proc = subprocess.run([sys.executable, "-c", SHARD_SCRIPT, "2"], capture_output=True, text=True,
+                              env=run_env, timeout=600, check=True)
+        outs.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    assert [o["devices"] for o in outs] == [1, 2]
+    assert outs[0]["best"] == outs[1]["best"]
+    assert [len(c) for c in outs[0]["curves"]] == [len(c) for c in outs[1]["curves"]]
+    for one, two in zip(outs[0]["curves"], outs[1]["curves"]):
+        np.testing.assert_allclose(np.array(two, float), np.array(one, float), rtol=1e-6, atol=1e-7)
+    for one, two in zip(outs[0]["rungs"], outs[1]["rungs"]):
+        np.testing.assert_allclose(np.array(two, float), np.array(one, float), rtol=1e-6, atol=1e-7)

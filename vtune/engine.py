@@ -22,6 +22,10 @@ How a rung runs inside the program, with static shapes only:
 
 ``chunk`` trades vectorisation against the padding of small rungs: a rung of ``n_i`` members computes
 ``⌈n_i/chunk⌉·chunk`` members. ``chunk = capacity`` is the fully vectorised program (best on accelerators).
+
+Devices: with more than one device, each chunk is sharded over a one-axis mesh ``("pop",)`` (``jax.jit``
+with ``NamedSharding``; a chunk is rounded up to a whole number of members per device). Members are
+independent, so sharding changes where they train, never what they compute.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from typing import Any, Callable, Mapping
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from vtune.plan import Bracket
 
@@ -83,7 +88,7 @@ def rank_slots(scores, trial_ids, num_active):
 
 
 def bracket_program(trainable, hparams, sizes, epochs, num_rungs, *, capacity: int, chunk: int,
-                    max_rungs: int, max_epochs: int):
+                    max_rungs: int, max_epochs: int, mesh=None):
     """The traced body of one bracket (see module docstring). Returns a dict of arrays.
 
     Args (traced): ``hparams`` ``[capacity]`` leaves; ``sizes``/``epochs`` ``int32 [max_rungs]`` (rung sizes
@@ -108,6 +113,10 @@ def bracket_program(trainable, hparams, sizes, epochs, num_rungs, *, capacity: i
             state, curves = carry
             start = j * chunk
             part = _slice(state, start, chunk)
+            if mesh is not None:
+                # Spread the chunk's members over every device: each trains its share of the population.
+                spec = NamedSharding(mesh, PartitionSpec("pop"))
+                part = jax.tree.map(lambda x: jax.lax.with_sharding_constraint(x, spec), part)
             ids = jax.lax.dynamic_slice_in_dim(trial, start, chunk)
             live = (start + jnp.arange(chunk)) < n_i
             rows = jnp.where(live, ids, capacity)  # out of range: dropped
@@ -167,12 +176,18 @@ class Engine:
         >>> out = engine.run(trainable, hparams, bracket)                        # doctest: +SKIP
     """
 
-    def __init__(self, *, capacity: int, chunk: int, max_rungs: int, max_epochs: int):
+    def __init__(self, *, capacity: int, chunk: int, max_rungs: int, max_epochs: int, mesh: Mesh | None = None):
         for name, value in (("capacity", capacity), ("chunk", chunk), ("max_rungs", max_rungs),
                             ("max_epochs", max_epochs)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if mesh is None and jax.device_count() > 1:
+            mesh = Mesh(np.array(jax.devices()), ("pop",))
+        num_devices = 1 if mesh is None else mesh.size
         chunk = min(int(chunk), int(capacity))
+        # A chunk spreads over every device, so it holds a whole number of members per device.
+        chunk = -(-chunk // num_devices) * num_devices
+        self.mesh = mesh
         self.chunk = chunk
         self.capacity = -(-int(capacity) // chunk) * chunk
         self.max_rungs = int(max_rungs)
@@ -182,7 +197,7 @@ class Engine:
         self._jitted = jax.jit(
             lambda tr, hp, sizes, epochs, num_rungs: bracket_program(
                 tr, hp, sizes, epochs, num_rungs, capacity=self.capacity, chunk=self.chunk,
-                max_rungs=self.max_rungs, max_epochs=self.max_epochs),
+                max_rungs=self.max_rungs, max_epochs=self.max_epochs, mesh=self.mesh),
         )
 
     def plan_arrays(self, bracket: Bracket):
