@@ -116,67 +116,84 @@ def activate(z, act_id, activations: Sequence[str] = ACTIVATIONS):
     return out
 
 
-def init_scale(init_id, fan_in, fan_out, uniform_a):
+def init_scale(init_id, fan_in, fan_out, uniform_a, xp=jnp):
     """(uniform limit, normal std) of initialiser ``init_id`` for the true fans (scalars)."""
-    fan_in = jnp.maximum(jnp.asarray(fan_in, jnp.float32), 1.0)
-    fan_out = jnp.maximum(jnp.asarray(fan_out, jnp.float32), 1.0)
-    avg = (fan_in + fan_out) / 2.0
+    fan_in = xp.maximum(xp.asarray(fan_in).astype(xp.float32), xp.float32(1.0))
+    fan_out = xp.maximum(xp.asarray(fan_out).astype(xp.float32), xp.float32(1.0))
+    avg = (fan_in + fan_out) / xp.float32(2.0)
+    three, six, one, two = (xp.float32(v) for v in (3.0, 6.0, 1.0, 2.0))
     limits = {
-        "uniform": uniform_a,
-        "glorot_uniform": jnp.sqrt(3.0 / avg),
-        "he_uniform": jnp.sqrt(6.0 / fan_in),
-        "lecun_uniform": jnp.sqrt(3.0 / fan_in),
+        "uniform": xp.asarray(uniform_a).astype(xp.float32),
+        "glorot_uniform": xp.sqrt(three / avg),
+        "he_uniform": xp.sqrt(six / fan_in),
+        "lecun_uniform": xp.sqrt(three / fan_in),
     }
     stds = {
-        "glorot_normal": jnp.sqrt(1.0 / avg),
-        "he_normal": jnp.sqrt(2.0 / fan_in),
-        "lecun_normal": jnp.sqrt(1.0 / fan_in),
+        "glorot_normal": xp.sqrt(one / avg),
+        "he_normal": xp.sqrt(two / fan_in),
+        "lecun_normal": xp.sqrt(one / fan_in),
     }
-    limit = jnp.float32(0.0)
-    std = jnp.float32(0.0)
+    limit = xp.float32(0.0)
+    std = xp.float32(0.0)
     for name, value in limits.items():
-        limit = jnp.where(init_id == INIT_IDS[name], value, limit)
+        limit = xp.where(init_id == INIT_IDS[name], value, limit)
     for name, value in stds.items():
-        std = jnp.where(init_id == INIT_IDS[name], value, std)
+        std = xp.where(init_id == INIT_IDS[name], value, std)
     return limit, std
 
 
-def layer_in_units(hp: Mapping[str, jnp.ndarray], num_features: int, max_layers: int):
+def layer_in_units(hp: Mapping[str, jnp.ndarray], num_features: int, max_layers: int, xp=jnp):
     """``int32 [L+1]`` true input width of hidden layers 0..L-1 and of the output layer (one member)."""
-    units = hp["units"]
-    hidden_in = jnp.concatenate([jnp.array([num_features], jnp.int32), units[:-1]])
-    last = units[jnp.clip(hp["num_layers"] - 1, 0, max_layers - 1)]
-    return jnp.concatenate([hidden_in, last[None]])
+    units = xp.asarray(hp["units"]).astype(xp.int32)
+    last = units[int(min(max(int(hp["num_layers"]) - 1, 0), max_layers - 1))] if xp is np else \
+        units[jnp.clip(hp["num_layers"] - 1, 0, max_layers - 1)]
+    return xp.concatenate([xp.asarray([num_features], dtype=xp.int32), units[:-1], xp.asarray([last]).astype(xp.int32)])
 
 
-def init_weight(key, init_id, uniform_a, rows: int, cols: int, fan_in, fan_out):
+def init_weight(key, init_id, uniform_a, rows: int, cols: int, fan_in, fan_out, xp=jnp):
     """A ``[rows, cols]`` weight matrix drawn for true fans, zero outside ``[:fan_in, :fan_out]``."""
-    limit, std = init_scale(init_id, fan_in, fan_out, uniform_a)
-    is_uniform = jnp.isin(init_id, jnp.array(_UNIFORM_INITS))
-    u = rng.uniform(rng.combine(key, 0), rows, cols) * 2.0 - 1.0
-    n = rng.truncated_normal(rng.combine(key, 1), rows, cols) / _TRUNC_STD
-    w = jnp.where(is_uniform, u * limit, n * std)
-    live = (jnp.arange(rows)[:, None] < fan_in) & (jnp.arange(cols)[None, :] < fan_out)
-    return jnp.where(live, w, 0.0)
+    limit, std = init_scale(init_id, fan_in, fan_out, uniform_a, xp)
+    is_uniform = xp.isin(init_id, xp.asarray(_UNIFORM_INITS))
+    u = rng.uniform(rng.combine(key, 0, xp=xp), rows, cols, xp) * xp.float32(2.0) - xp.float32(1.0)
+    n = rng.truncated_normal(rng.combine(key, 1, xp=xp), rows, cols, xp) / xp.float32(_TRUNC_STD)
+    w = xp.where(is_uniform, u * limit, n * std)
+    live = (xp.arange(rows)[:, None] < fan_in) & (xp.arange(cols)[None, :] < fan_out)
+    return xp.where(live, w, xp.float32(0.0)).astype(xp.float32)
 
 
-def init_member(seed, hp: Mapping[str, jnp.ndarray], layout: Layout) -> jnp.ndarray:
+def init_member(seed, hp: Mapping[str, jnp.ndarray], layout: Layout, xp=jnp):
     """Flat parameters ``[num_params]`` of one member (padded to ``layout``); biases start at zero.
 
-    ``hp`` holds scalars ``num_layers``, ``init``, ``init_scale`` and ``units int32 [L]``.
+    ``hp`` holds scalars ``num_layers``, ``init``, ``init_scale`` and ``units int32 [L]``. With
+    ``xp=numpy`` the same numbers are drawn on the host (see :func:`init_population_host`).
     """
     d, L, w_max, c = layout
-    key = rng.combine(seed, _INIT_TAG)
-    ins = layer_in_units(hp, d, L)
-    hidden = []
+    key = rng.combine(seed, _INIT_TAG, xp=xp)
+    ins = layer_in_units(hp, d, L, xp)
+    parts = []
     for l in range(L):
         rows = d if l == 0 else w_max
-        on = l < hp["num_layers"]
-        fan_out = jnp.where(on, hp["units"][l], 0)
-        w = init_weight(rng.combine(key, l), hp["init"], hp["init_scale"], rows, w_max, ins[l], fan_out)
-        hidden.append({"w": w, "b": jnp.zeros((w_max,), jnp.float32)})
-    w = init_weight(rng.combine(key, L), hp["init"], hp["init_scale"], w_max, c, ins[L], c)
-    return flatten({"hidden": tuple(hidden), "out": {"w": w, "b": jnp.zeros((c,), jnp.float32)}})
+        fan_out = xp.where(l < hp["num_layers"], hp["units"][l], 0)
+        w = init_weight(rng.combine(key, l, xp=xp), hp["init"], hp["init_scale"], rows, w_max, ins[l], fan_out, xp)
+        parts += [w.reshape(-1), xp.zeros((w_max,), xp.float32)]
+    w = init_weight(rng.combine(key, L, xp=xp), hp["init"], hp["init_scale"], w_max, c, ins[L], c, xp)
+    parts += [w.reshape(-1), xp.zeros((c,), xp.float32)]
+    return xp.concatenate(parts)
+
+
+def init_population_host(hparams: Mapping[str, np.ndarray], layout: Layout) -> np.ndarray:
+    """``float32 [P, num_params]``: :func:`init_member` of every member, computed with numpy on the host.
+
+    Drawing the initial weights on the host keeps them out of the compiled program (the inverse normal
+    CDF and the hashing of four weight matrices were the larger half of it), which shortens compilation.
+    """
+    num = len(hparams["seed"])
+    out = np.empty((num, layout.num_params), np.float32)
+    with np.errstate(over="ignore"):  # uint32 hashing wraps around on purpose
+        for i in range(num):
+            hp = {k: np.asarray(v)[i] for k, v in hparams.items() if k in ("num_layers", "units", "init", "init_scale")}
+            out[i] = init_member(np.asarray(hparams["seed"])[i], hp, layout, xp=np)
+    return out
 
 
 def dropout_scale(key, rate, num_rows: int, num_cols: int):

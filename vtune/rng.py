@@ -7,12 +7,16 @@ per row. Here every element is a hash of ``(key, row, col)`` — the murmur3 fin
 multiplies and shifts — so any prefix of a draw equals the draw of that prefix's shape, in both axes, and
 a dropout mask costs a handful of integer operations per unit instead of a threefry block.
 
-These numbers are for dropout masks and weight initialisation, not for cryptography.
+These numbers are for dropout masks and weight initialisation, not for cryptography. Every function takes
+``xp`` (``jax.numpy`` by default, or ``numpy``): the same integer arithmetic runs traced inside a program or
+on the host, where initial weights are drawn so that the compiled program does not have to contain them.
 """
 
 from __future__ import annotations
 
 import jax.numpy as jnp
+import numpy as np
+import scipy.special
 from jax.scipy.special import ndtri
 
 _GOLDEN = 0x9E3779B9
@@ -20,43 +24,50 @@ _C1 = 0x85EBCA6B
 _C2 = 0xC2B2AE35
 
 
-def fmix32(h):
+def _u32(xp, x):
+    return xp.asarray(x).astype(xp.uint32)
+
+
+def fmix32(h, xp=jnp):
     """murmur3's 32-bit finaliser (a bijection on uint32 with full avalanche)."""
-    h = jnp.asarray(h, jnp.uint32)
-    h = h ^ (h >> 16)
-    h = h * jnp.uint32(_C1)
-    h = h ^ (h >> 13)
-    h = h * jnp.uint32(_C2)
-    return h ^ (h >> 16)
+    h = _u32(xp, h)
+    h = h ^ (h >> xp.uint32(16))
+    h = h * xp.uint32(_C1)
+    h = h ^ (h >> xp.uint32(13))
+    h = h * xp.uint32(_C2)
+    return h ^ (h >> xp.uint32(16))
 
 
-def combine(key, *words):
+def combine(key, *words, xp=jnp):
     """Fold integer ``words`` into a uint32 ``key`` (an ordered hash)."""
-    h = jnp.asarray(key, jnp.uint32)
+    h = _u32(xp, key)
     for w in words:
-        h = fmix32(h ^ (fmix32(jnp.asarray(w).astype(jnp.uint32) + jnp.uint32(_GOLDEN)) + (h << 6) + (h >> 2)))
+        mixed = fmix32(_u32(xp, w) + xp.uint32(_GOLDEN), xp) + (h << xp.uint32(6)) + (h >> xp.uint32(2))
+        h = fmix32(h ^ mixed, xp)
     return h
 
 
-def bits(key, num_rows: int, num_cols: int):
+def bits(key, num_rows: int, num_cols: int, xp=jnp):
     """``uint32 [num_rows, num_cols]``: element ``(r, c)`` is ``hash(key, r, c)``."""
-    r = jnp.arange(num_rows, dtype=jnp.uint32)[:, None]
-    c = jnp.arange(num_cols, dtype=jnp.uint32)[None, :]
-    h = fmix32(jnp.asarray(key, jnp.uint32) ^ (r * jnp.uint32(_GOLDEN)))
-    return fmix32(h + c * jnp.uint32(_C1) + jnp.uint32(_C2))
+    r = xp.arange(num_rows, dtype=xp.uint32)[:, None]
+    c = xp.arange(num_cols, dtype=xp.uint32)[None, :]
+    h = fmix32(_u32(xp, key) ^ (r * xp.uint32(_GOLDEN)), xp)
+    return fmix32(h + c * xp.uint32(_C1) + xp.uint32(_C2), xp)
 
 
-def uniform(key, num_rows: int, num_cols: int):
+def uniform(key, num_rows: int, num_cols: int, xp=jnp):
     """``float32 [num_rows, num_cols]`` uniform on ``[0, 1)`` (24 random bits each)."""
-    return (bits(key, num_rows, num_cols) >> 8).astype(jnp.float32) * jnp.float32(2.0**-24)
+    return (bits(key, num_rows, num_cols, xp) >> xp.uint32(8)).astype(xp.float32) * xp.float32(2.0**-24)
 
 
 _LO = 0.022750131948179195  # Φ(−2)
 _HI = 0.9772498680518208  # Φ(2)
 
 
-def truncated_normal(key, num_rows: int, num_cols: int):
+def truncated_normal(key, num_rows: int, num_cols: int, xp=jnp):
     """Standard normal truncated to ``[−2, 2]`` (by the inverse CDF), ``[num_rows, num_cols]``."""
-    u = (bits(key, num_rows, num_cols) >> 8).astype(jnp.float32) + 0.5
-    u = _LO + (u * jnp.float32(2.0**-24)) * (_HI - _LO)
+    u = (bits(key, num_rows, num_cols, xp) >> xp.uint32(8)).astype(xp.float32) + xp.float32(0.5)
+    u = xp.float32(_LO) + (u * xp.float32(2.0**-24)) * xp.float32(_HI - _LO)
+    if xp is np:
+        return scipy.special.ndtri(u.astype(np.float64)).astype(np.float32)
     return ndtri(u)

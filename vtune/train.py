@@ -31,8 +31,8 @@ from flax import struct
 from vtune import hparams as hpmod
 from vtune.losses import LOSS_IDS, loss_fn, score as score_fn
 from vtune.engine import epoch_loop
-from vtune.model import (ACTIVATION_IDS, INIT_IDS, Layout, dropout_key, expand_into, forward, init_member, shrink,
-                          weight_mask)
+from vtune.model import (ACTIVATION_IDS, INIT_IDS, Layout, dropout_key, expand_into, forward, init_member,
+                          init_population_host, shrink, weight_mask)
 from vtune.optim import OPTIMIZER_IDS, PopulationOptState, init_state_for, population_optimizer
 from vtune.schedules import SCHEDULE_IDS, learning_rate
 
@@ -194,11 +194,22 @@ class MLPTrainable(struct.PyTreeNode):
 
     # ----------------------------------------------------------------------------------- init
     def init(self, hparams: Mapping[str, jnp.ndarray]) -> MemberState:
-        """Stacked initial states ``[P]`` for ``hparams`` (each member keyed by its own ``seed``)."""
-        return jax.vmap(self._init_member)(dict(hparams))
+        """Stacked initial states ``[P]`` for ``hparams`` (each member keyed by its own ``seed``).
 
-    def _init_member(self, hp) -> MemberState:
-        params = init_member(hp["seed"], hp, self.layout)
+        If ``hparams`` holds ``params0 [P, num_params]`` (see :meth:`host_init`), those are the initial
+        weights; otherwise they are drawn inside the program (the same numbers, up to float rounding).
+        """
+        hparams = dict(hparams)
+        params0 = hparams.pop("params0", None)
+        if params0 is None:
+            params0 = jax.vmap(lambda hp: init_member(hp["seed"], hp, self.layout))(hparams)
+        return jax.vmap(self._init_member)(hparams, params0)
+
+    def host_init(self, hparams: Mapping[str, np.ndarray]) -> dict:
+        """``hparams`` plus ``params0``: the initial weights drawn on the host with numpy."""
+        return {**hparams, "params0": init_population_host(hparams, self.layout)}
+
+    def _init_member(self, hp, params) -> MemberState:
         opt = init_state_for(self._opt(), params, hp["optimizer"])
         zeros = jnp.zeros_like(params)
         return MemberState(

@@ -202,8 +202,9 @@ class _Setup:
 
     def encode(self, configs, seeds, max_epochs):
         if self.kind == "mlp":
-            return encode_hparams(configs, task=self.task, max_layers=self.max_layers,
-                                  micro_batch=self.micro_batch, max_epochs=max_epochs, seeds=seeds)
+            return self.trainable.host_init(encode_hparams(
+                configs, task=self.task, max_layers=self.max_layers, micro_batch=self.micro_batch,
+                max_epochs=max_epochs, seeds=seeds))
         if self.kind == "beale":
             return beale_hparams(configs, seeds=seeds, max_epochs=max_epochs)
         return encode_generic(configs, self.space, seeds=seeds)
