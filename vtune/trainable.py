@@ -31,12 +31,15 @@ class FunctionTrainable(struct.PyTreeNode):
     """A population from one-member functions, vmapped.
 
     * ``init_fn(hp, data) -> member_state`` — ``hp`` maps names to scalars (``hp["seed"]`` is a uint32;
-      a ``Choice`` value arrives as its index in the choice's values);
+      a ``Choice`` of strings or booleans arrives as the index of the value in the choice's values, a
+      ``Choice`` of numbers as the number itself);
     * ``epoch_fn(member_state, hp, data, epoch) -> (member_state, score)`` — train one epoch and return the
       validation score (higher is better).
 
     ``data`` is any pytree of arrays (it becomes an argument of the compiled program). The functions must
     be module-level or otherwise stable objects: they are part of the compiled program's identity.
+    Drawing a per-member flax initialisation inside ``init_fn`` (``jax.random.key(hp["seed"])``) is
+    correct but slow to compile on CPU; passing one initial parameter set in ``data`` is much cheaper.
 
     Example (a linear model whose only hyperparameter is the learning rate):
         >>> import jax, jax.numpy as jnp

@@ -259,7 +259,7 @@ def tune(space=None, data="digits", *, strategy: str | Strategy = "hyperband", s
         seed: the search seed; the data order seed (``data_seed``) defaults to it.
         max_epochs, eta, trials: shortcuts for the named strategy's settings.
         out: folder for checkpoints and the result files; an existing checkpoint there is resumed.
-        chunk: members trained side by side per chunk (default: 16 on CPU, the whole stage elsewhere).
+        chunk: members trained side by side per chunk (default: 1 on CPU, the whole stage elsewhere).
         compile_cache: "default" (a per-user folder, or ``$VTUNE_COMPILE_CACHE``), a folder, or None/"none".
         progress: show a live progress display on stderr.
         max_memory_gb: refuse a search whose estimated device memory exceeds this (default: 75% of RAM).
@@ -289,8 +289,9 @@ def tune(space=None, data="digits", *, strategy: str | Strategy = "hyperband", s
     chunk = chunk if chunk is not None else (CPU_CHUNK if on_cpu else capacity)
     if setup.kind == "mlp" and width_tiers == "auto":
         setup.auto_tiers(sum(s.model_epochs for s in stages), chunk)
-    engine = Engine(capacity=capacity, chunk=chunk, max_rungs=max(len(s.rungs) for s in stages),
-                    max_epochs=strat.max_epochs)
+    engine = _engine(capacity=capacity, chunk=chunk, max_rungs=max(len(s.rungs) for s in stages),
+                     max_epochs=strat.max_epochs)
+    compiles_before = (engine.stats.count, engine.stats.seconds)
     if setup.kind == "mlp":
         from vtune.memory import check_memory
 
@@ -331,14 +332,32 @@ def tune(space=None, data="digits", *, strategy: str | Strategy = "hyperband", s
             display.advance(bracket.model_epochs)
             if ckpt is not None:
                 ckpt.save(trials_done, index + 1, best, model_epochs)
-    result = _finish(setup, strat, seed, trials_done, best, model_epochs, planned, engine,
+    compiles = (engine.stats.count - compiles_before[0], engine.stats.seconds - compiles_before[1])
+    result = _finish(setup, strat, seed, trials_done, best, model_epochs, planned, compiles,
                      time.perf_counter() - t_start)
     if out is not None:
         result.save(out)
     return result
 
 
-def _finish(setup, strat, seed, trials, best, model_epochs, planned, engine, wall) -> Result:
+#: Engines (each holding its compiled programs) reused by later searches of the same geometry in this
+#: process, so a notebook or benchmark loop does not re-trace and re-compile the same program.
+_ENGINES: dict = {}
+
+
+def _engine(**kw) -> Engine:
+    key = tuple(sorted(kw.items()))
+    if key not in _ENGINES:
+        _ENGINES[key] = Engine(**kw)
+    return _ENGINES[key]
+
+
+@jax.jit
+def _evaluate(trainable, params, hp, x, y):
+    return trainable.evaluate_member(params, hp, x, y)
+
+
+def _finish(setup, strat, seed, trials, best, model_epochs, planned, compiles, wall) -> Result:
     model = None
     best_info: dict = {"id": None, "config": None, "val_score": None, "test_score": None}
     status, message = "ok", ""
@@ -354,8 +373,7 @@ def _finish(setup, strat, seed, trials, best, model_epochs, planned, engine, wal
             params, hp = setup.trainable.export(member)
             ds = setup.dataset
             tr = setup.trainable
-            evaluate = jax.jit(lambda p, h, x, y: tr.evaluate_member(p, h, x, y))
-            best_info["test_score"] = float(evaluate(params, hp, ds.x_test, ds.y_test))
+            best_info["test_score"] = float(_evaluate(tr, params, hp, ds.x_test, ds.y_test))
             spec = {"task": ds.task, "num_features": ds.n_features, "num_outputs": ds.n_outputs,
                     "layout": list(tr.layout), "activations": list(tr.activations),
                     "shift": np.asarray(ds.shift).tolist(), "scale": np.asarray(ds.scale).tolist(),
@@ -365,7 +383,7 @@ def _finish(setup, strat, seed, trials, best, model_epochs, planned, engine, wal
     return Result(
         trials=trials, best=best_info, metric=setup.metric, task=setup.task, strategy=strat.to_json(),
         seed=int(seed), model_epochs=int(model_epochs), planned_model_epochs=int(planned), wall_s=float(wall),
-        compile_s=float(engine.stats.seconds), num_compiles=int(engine.stats.count), data=setup.data_info,
+        compile_s=float(compiles[1]), num_compiles=int(compiles[0]), data=setup.data_info,
         space=setup.space.to_json(), status=status, message=message, model=model,
         best_state=None if best is None else best["member"],
     )
