@@ -1,0 +1,553 @@
+"""Population throughput against the machine's measured matmul peak.
+
+For populations of ``P`` MLPs trained by ONE compiled ``MLPTrainable.train_epoch`` (``jax.jit`` over the
+trainable and the stacked ``[P, ...]`` state, the members side by side under ``vmap``; ``width_tiers=()`` so
+the padded program is what runs), this measures:
+
+* the machine's dense matmul peak in the same run: median GFLOP/s of a jitted float32 ``2048x2048 @
+  2048x2048`` (and ``1024``), measured at the start and again at the end; the peak used for the fractions is
+  the median of all 2048 samples (start and end pooled);
+* for each configuration and each population size ``P``: model-epochs per second, useful GFLOP/s (each
+  member's TRUE architecture: ``6 x useful_weights x samples``, where ``samples = micro_steps x micro_batch``;
+  forward + backward is about 6 flops per weight per sample), padded GFLOP/s (what the padded program
+  computes), the useful fraction of the peak, compile seconds (AOT ``lower().compile()``), the number of XLA
+  backend compilations seen while compiling *and* running the point (one per shape; more means a
+  recompilation), and memory per member (``vtune.memory.estimate_bytes`` resident / P, and the measured bytes
+  of the state's arrays / P).
+
+Configurations: ``W32``, ``W128``, ``W256`` (uniform: every member 2 hidden layers of W units; no padding, so
+useful = padded) and ``mixed`` (units log-uniform 16..256, the same width in every layer, depth uniform in
+1..3, all padded to 256 x 3).
+
+How it measures: each point's initial state comes from one ``init`` compile per configuration (the first
+``P`` rows of the largest population; members are independent); the epoch program is compiled ahead of time
+with the state donated; one warm-up epoch, then ``--repeats`` timed epochs (``jax.block_until_ready``),
+reported as min/median/max (rates use the median). Compilations are counted with a ``jax.monitoring``
+listener on ``/jax/core/compile/backend_compile_duration``. The machine is shared and noisy, so a 1024
+matmul is also timed twice before and twice after each point's epochs (``mm1024`` in the table) to show how
+fast the machine was meanwhile. A point is skipped, with a note, when ``estimate_bytes(...)["total"]``
+exceeds ``--max-memory-fraction`` of RAM, or when the previous ``P``'s time per member predicts more than
+``--max-point-seconds``.
+
+The epoch time includes the validation pass over the validation split (not counted as useful FLOPs; keep
+``--val-rows`` small). At ``P = 1`` ``train_epoch`` runs the member unbatched, so ``lax.cond`` really skips
+a mixed member's inactive layers and the padded count over-states that point's work.
+
+Run (from the repository root)::
+
+    python -m bench.throughput --quick   # P in 1, 16, 256; 1024 train rows; 2 repeats: about 3 minutes
+    python -m bench.throughput --full    # P in 1, 4, ..., 4096 where memory and --max-point-seconds allow;
+                                         # 4096 train rows; 5 repeats (3 for epochs over 20 s): about 30+ min
+
+Writes ``bench/results/throughput[_quick].json`` and ``.png`` and prints a table. ``bench/`` is never
+imported by the library.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import math
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+if __package__ in (None, ""):  # run as a script: make the repository importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from vtune.data import Dataset, from_splits
+from vtune.memory import estimate_bytes, total_memory_bytes
+from vtune.model import Layout, padded_weights, useful_weights
+from vtune.train import MLPTrainable, encode_hparams
+
+RESULTS = Path(__file__).resolve().parent / "results"
+NUM_FEATURES = 64
+NUM_CLASSES = 10
+POPULATIONS = (1, 4, 16, 64, 256, 1024, 4096)
+WIDTHS = (32, 128, 256)
+UNIFORM_DEPTH = 2
+MIXED_UNITS = (16, 256)
+MIXED_DEPTHS = (1, 3)
+MIN_REPEATS_LONG = 3  # timed epochs of a point whose warm-up epoch exceeds --long-epoch-seconds
+QUICK_POPULATIONS = (1, 16, 256)
+_COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
+
+
+# ----------------------------------------------------------------------------------------------------
+# Counting compilations
+# ----------------------------------------------------------------------------------------------------
+
+_compiles = [0]
+
+
+def _on_event(event: str, duration: float, **_: Any) -> None:
+    if event == _COMPILE_EVENT:
+        _compiles[0] += 1
+
+
+jax.monitoring.register_event_duration_secs_listener(_on_event)
+
+
+def compile_count() -> int:
+    """XLA backend compilations since the start of the process (every program, every shape)."""
+    return _compiles[0]
+
+
+# ----------------------------------------------------------------------------------------------------
+# Data and populations
+# ----------------------------------------------------------------------------------------------------
+
+
+def make_dataset(train_rows: int, val_rows: int, *, seed: int = 0) -> Dataset:
+    """``make_classification(n_features=64, n_informative=32, n_classes=10, random_state=seed)`` split in
+    order into ``train_rows`` / ``val_rows`` / 64 test rows, standardised on the training split.
+
+    Example:
+        >>> make_dataset(256, 64).x_train.shape
+        (256, 64)
+    """
+    from sklearn.datasets import make_classification
+
+    for name, value in (("train_rows", train_rows), ("val_rows", val_rows)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {name}={value!r}")
+    test_rows = 64
+    n = train_rows + val_rows + test_rows
+    # n_informative=32: 10 classes x 2 clusters need 2**n_informative >= 20 (as bench/common.py's "large").
+    x, y = make_classification(n_samples=n, n_features=NUM_FEATURES, n_informative=32, n_classes=NUM_CLASSES,
+                               random_state=seed)
+    a, b = train_rows, train_rows + val_rows
+    return from_splits(x[:a], y[:a], x[a:b], y[a:b], x[b:], y[b:], task="classification",
+                       name="make_classification", scaling="standard")
+
+
+def uniform_members(num: int, width: int, depth: int) -> list[tuple[int, int]]:
+    """``num`` copies of ``(num_layers, units)``."""
+    return [(depth, width)] * num
+
+
+def mixed_members(num: int, *, seed: int = 0) -> list[tuple[int, int]]:
+    """``num`` draws of ``(num_layers, units)``: depth uniform in 1..3, units log-uniform 16..256 (rounded).
+
+    The draws are nested: the first ``k`` members of a larger population are the population of size ``k``.
+
+    Example:
+        >>> mixed_members(2)
+        [(3, 34), (2, 18)]
+    """
+    rng = np.random.default_rng(seed)
+    lo, hi = MIXED_UNITS
+    out = []
+    for _ in range(num):
+        depth = int(rng.integers(MIXED_DEPTHS[0], MIXED_DEPTHS[1] + 1))
+        units = int(np.clip(np.rint(np.exp(rng.uniform(math.log(lo), math.log(hi)))), lo, hi))
+        out.append((depth, units))
+    return out
+
+
+def configs_for(members: Sequence[tuple[int, int]], args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Configuration dicts (canonical names, ``vtune/hparams.py``) for ``(num_layers, units)`` members."""
+    return [{"num_layers": depth, "units": units, "batch_size": args.batch, "optimizer": args.optimizer,
+             "activation": args.activation, "schedule": args.schedule, "dropout": args.dropout,
+             "learning_rate": args.learning_rate} for depth, units in members]
+
+
+# ----------------------------------------------------------------------------------------------------
+# Timing
+# ----------------------------------------------------------------------------------------------------
+
+
+def summarize(samples: Sequence[float]) -> dict[str, float]:
+    """``{"min", "median", "max"}`` of a list of numbers."""
+    return {"min": float(min(samples)), "median": float(statistics.median(samples)), "max": float(max(samples))}
+
+
+def make_matmul_probe(n: int) -> Callable[[], float]:
+    """A compiled float32 ``[n, n] @ [n, n]`` (``2 n^3`` flops), warmed up; each call times one run: GFLOP/s."""
+    ka, kb = jax.random.split(jax.random.key(0))
+    a = jax.random.normal(ka, (n, n), jnp.float32)
+    b = jax.random.normal(kb, (n, n), jnp.float32)
+    f = jax.jit(jnp.matmul).lower(a, b).compile()
+    jax.block_until_ready(f(a, b))
+
+    def sample() -> float:
+        t0 = time.perf_counter()
+        jax.block_until_ready(f(a, b))
+        return 2.0 * n ** 3 / (time.perf_counter() - t0) / 1e9
+
+    return sample
+
+
+def matmul_peak(probe: Callable[[], float], n: int, repeats: int) -> dict[str, Any]:
+    """``repeats`` samples of ``probe`` (see :func:`make_matmul_probe`): raw GFLOP/s and min/median/max."""
+    rates = [probe() for _ in range(repeats)]
+    return {"n": n, "gflops": rates, **{f"{k}_gflops": v for k, v in summarize(rates).items()}}
+
+
+def _epoch_fn(trainable: MLPTrainable, state, epoch):
+    return trainable.train_epoch(state, epoch)
+
+
+def tree_bytes(tree) -> int:
+    """Bytes of every array leaf of ``tree``."""
+    return int(sum(x.nbytes for x in jax.tree.leaves(tree) if hasattr(x, "nbytes")))
+
+
+def make_trainable(dataset: Dataset, layout: Layout, args: argparse.Namespace) -> MLPTrainable:
+    """The padded trainable of ``layout`` (one optimizer, activation and schedule; no accumulation, no tiers)."""
+    return MLPTrainable.create(
+        dataset, max_layers=layout.max_layers, max_units=layout.max_units, micro_batch=args.batch,
+        optimizers=(args.optimizer,), activations=(args.activation,), schedules=(args.schedule,),
+        use_dropout=args.dropout > 0, accumulate=False, width_tiers=())
+
+
+def initial_states(trainable: MLPTrainable, members: Sequence[tuple[int, int]], args: argparse.Namespace):
+    """Host (numpy) initial state ``[P_max]`` of ``members``; a population of the first ``P`` members is its
+    first ``P`` rows (members are independent), so one ``init`` compile serves every ``P``."""
+    hparams = encode_hparams(configs_for(members, args), task=trainable.task, max_layers=trainable.max_layers,
+                             micro_batch=args.batch)
+    return jax.device_get(jax.jit(trainable.init)(hparams))
+
+
+def measure_point(name: str, members: Sequence[tuple[int, int]], trainable: MLPTrainable, host_state,
+                  args: argparse.Namespace, probe: Callable[[], float]) -> dict[str, Any]:
+    """Compile and time one configuration at one population size ``P = len(members)``; ``host_state`` holds
+    the initial state of at least ``P`` members (numpy, leading axis). ``probe`` (a 1024 matmul) is sampled
+    twice before and twice after the timed epochs: the machine's speed while this point ran."""
+    num = len(members)
+    layout = trainable.layout
+    state = jax.device_put(jax.tree.map(lambda x: x[:num], host_state))
+    jax.block_until_ready(state)
+    state_bytes = tree_bytes(state)
+
+    before = compile_count()
+    epoch0 = np.int32(0)  # a numpy scalar: no conversion program to compile
+    t0 = time.perf_counter()
+    lowered = jax.jit(_epoch_fn, donate_argnums=1).lower(trainable, state, epoch0)
+    t1 = time.perf_counter()
+    c1 = time.process_time()
+    step = lowered.compile()
+    t2 = time.perf_counter()
+    compile_cpu = time.process_time() - c1
+
+    w0 = time.perf_counter()
+    state, scores = step(trainable, state, epoch0)  # warm-up
+    jax.block_until_ready((state, scores))
+    warmup = time.perf_counter() - w0
+    repeats = args.repeats if warmup < args.long_epoch_seconds else min(args.repeats, MIN_REPEATS_LONG)
+    local = [probe(), probe()]
+    times, cpu = [], []
+    for r in range(repeats):
+        epoch = np.int32(r + 1)
+        c = time.process_time()
+        t = time.perf_counter()
+        state, scores = step(trainable, state, epoch)
+        jax.block_until_ready((state, scores))
+        times.append(time.perf_counter() - t)
+        cpu.append(time.process_time() - c)
+    local += [probe(), probe()]
+    compilations = compile_count() - before
+
+    samples = trainable.micro_steps * trainable.micro_batch
+    useful = sum(useful_weights(NUM_FEATURES, NUM_CLASSES, depth, [units] * depth) for depth, units in members)
+    padded = num * padded_weights(layout)
+    useful_flop = 6.0 * useful * samples
+    padded_flop = 6.0 * padded * samples
+    secs = summarize(times)
+    est = estimate_bytes(trainable, num, num)
+    return {
+        "config": name, "P": num, "max_layers": layout.max_layers, "max_units": layout.max_units,
+        "num_params_padded": layout.num_params, "micro_steps": trainable.micro_steps, "samples": samples,
+        "warmup_s": warmup, "repeats": repeats, "epoch_s": times, **{f"epoch_s_{k}": v for k, v in secs.items()},
+        "model_epochs_per_s": num / secs["median"],
+        "useful_gflop_per_epoch": useful_flop / 1e9, "padded_gflop_per_epoch": padded_flop / 1e9,
+        "useful_gflops": useful_flop / secs["median"] / 1e9,
+        "useful_gflops_best": useful_flop / secs["min"] / 1e9,
+        "padded_gflops": padded_flop / secs["median"] / 1e9,
+        "useful_over_padded": useful / padded,
+        "lower_s": t1 - t0, "compile_s": t2 - t1, "compile_cpu_s": compile_cpu,
+        "epoch_cpu_s_median": float(statistics.median(cpu)),
+        "local_matmul_1024_gflops": local, "local_matmul_1024_gflops_median": float(statistics.median(local)),
+        "compilations": compilations,
+        "est_resident_bytes_per_member": est["resident"] / num,
+        "est_total_bytes": est["total"],
+        "state_bytes_per_member": state_bytes / num,
+        "val_score_median": float(np.nanmedian(np.asarray(scores))),
+        "mean_units": float(np.mean([u for _, u in members])),
+        "mean_depth": float(np.mean([d for d, _ in members])),
+    }
+
+
+# ----------------------------------------------------------------------------------------------------
+# The run
+# ----------------------------------------------------------------------------------------------------
+
+
+def configurations(args: argparse.Namespace) -> list[tuple[str, Layout, Callable[[int], list]]]:
+    """``(name, padded layout, members_of(P))`` for every configuration."""
+    out = []
+    for w in args.widths:
+        out.append((f"W{w}", Layout(NUM_FEATURES, UNIFORM_DEPTH, w, NUM_CLASSES),
+                    lambda p, w=w: uniform_members(p, w, UNIFORM_DEPTH)))
+    if not args.no_mixed:
+        out.append(("mixed", Layout(NUM_FEATURES, MIXED_DEPTHS[1], MIXED_UNITS[1], NUM_CLASSES),
+                    lambda p: mixed_members(p, seed=args.seed)))
+    return out
+
+
+def machine_info() -> dict[str, Any]:
+    """CPU count, platform, versions, memory, date, load average."""
+    import jaxlib
+
+    return {
+        "cpu_count": os.cpu_count(), "platform": platform.platform(), "processor": platform.processor(),
+        "python": platform.python_version(), "jax": jax.__version__, "jaxlib": jaxlib.__version__,
+        "numpy": np.__version__, "backend": jax.default_backend(), "devices": [str(d) for d in jax.devices()],
+        "memory_bytes": total_memory_bytes(), "date": datetime.datetime.now().isoformat(timespec="seconds"),
+    }
+
+
+def load_average() -> list[float] | None:
+    try:
+        return list(os.getloadavg())
+    except OSError:
+        return None
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Measure the peak and every (configuration, P) point; returns the JSON-able result."""
+    start = time.perf_counter()
+    info = machine_info()
+    info["load_average_start"] = load_average()
+    print(f"# {info['platform']}  cpus={info['cpu_count']}  jax {info['jax']}  load={info['load_average_start']}",
+          flush=True)
+    probes = {n: make_matmul_probe(n) for n in (1024, 2048)}
+    peak_start = {n: matmul_peak(probes[n], n, args.peak_repeats) for n in (1024, 2048)}
+    print("# matmul peak (start): " + "  ".join(
+        f"{n}: {p['median_gflops']:.1f} GFLOP/s" for n, p in peak_start.items()), flush=True)
+
+    dataset = make_dataset(args.train_rows, args.val_rows, seed=args.seed)
+    print(_HEADER, flush=True)
+    mem_limit = args.max_memory_fraction * total_memory_bytes()
+    points: list[dict[str, Any]] = []
+    for name, layout, members_of in configurations(args):
+        per_member_s = None
+        last_compile = 0.0
+        trainable = make_trainable(dataset, layout, args)
+        fits = [p for p in args.populations if estimate_bytes(trainable, p, p)["total"] <= mem_limit]
+        host_state = initial_states(trainable, members_of(max(fits)), args) if fits else None
+        for p in args.populations:
+            est = estimate_bytes(trainable, p, p)
+            if est["total"] > mem_limit:
+                note = (f"skipped: estimate_bytes total {est['total'] / 2**30:.1f} GiB > "
+                        f"{args.max_memory_fraction:.0%} of RAM ({mem_limit / 2**30:.1f} GiB)")
+                points.append({"config": name, "P": p, "skipped": note})
+                print_row(points[-1], 0.0)
+                continue
+            if per_member_s is not None and args.max_point_seconds:
+                epoch_s = per_member_s * p
+                repeats = args.repeats if epoch_s < args.long_epoch_seconds else min(args.repeats, MIN_REPEATS_LONG)
+                predicted = last_compile + (repeats + 1) * epoch_s
+                if predicted > args.max_point_seconds:
+                    note = (f"skipped: predicted {predicted:.0f} s (from the previous P) > "
+                            f"--max-point-seconds {args.max_point_seconds:.0f}")
+                    points.append({"config": name, "P": p, "skipped": note})
+                    print_row(points[-1], 0.0)
+                    continue
+            point = measure_point(name, members_of(p), trainable, host_state, args, probes[1024])
+            points.append(point)
+            per_member_s = point["epoch_s_median"] / p
+            last_compile = point["lower_s"] + point["compile_s"]
+            print_row(point, peak_start[2048]["median_gflops"])
+
+    peak_end = {n: matmul_peak(probes[n], n, args.peak_repeats) for n in (1024, 2048)}
+    info["load_average_end"] = load_average()
+    info["wall_s"] = time.perf_counter() - start
+    peak = {}
+    for n in (1024, 2048):
+        pooled = peak_start[n]["gflops"] + peak_end[n]["gflops"]
+        peak[str(n)] = {"start": peak_start[n], "end": peak_end[n], **{f"{k}_gflops": v for k, v in
+                                                                       summarize(pooled).items()}}
+    peak_gflops = peak["2048"]["median_gflops"]
+    for point in points:
+        if "skipped" not in point:
+            point["useful_fraction_of_peak"] = point["useful_gflops"] / peak_gflops
+            point["padded_fraction_of_peak"] = point["padded_gflops"] / peak_gflops
+            point["useful_over_local_1024"] = point["useful_gflops"] / point["local_matmul_1024_gflops_median"]
+    return {
+        "machine": info,
+        "settings": {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(args).items()},
+        "peak_gflops": peak_gflops,
+        "peak_definition": "median of the jitted float32 2048x2048 @ 2048x2048 samples, start and end pooled",
+        "peak": peak,
+        "points": points,
+    }
+
+
+# ----------------------------------------------------------------------------------------------------
+# Output
+# ----------------------------------------------------------------------------------------------------
+
+_HEADER = (f"{'config':>6} {'P':>5} {'epoch s (min/med/max)':>24} {'model-ep/s':>10} {'useful GF/s':>11} "
+           f"{'padded GF/s':>11} {'%peak':>6} {'mm1024':>6} {'compile s':>9} {'#comp':>5} {'MiB/member est|state':>21}")
+
+
+def print_row(point: dict[str, Any], peak_gflops: float) -> None:
+    if "skipped" in point:
+        print(f"{point['config']:>6} {point['P']:>5}  {point['skipped']}", flush=True)
+        return
+    secs = f"{point['epoch_s_min']:.3f}/{point['epoch_s_median']:.3f}/{point['epoch_s_max']:.3f}"
+    mem = (f"{point['est_resident_bytes_per_member'] / 2**20:.2f}|"
+           f"{point['state_bytes_per_member'] / 2**20:.2f}")
+    frac = point.get("useful_fraction_of_peak", point["useful_gflops"] / peak_gflops)
+    print(f"{point['config']:>6} {point['P']:>5} {secs:>24} {point['model_epochs_per_s']:>10.1f} "
+          f"{point['useful_gflops']:>11.2f} {point['padded_gflops']:>11.2f} {100 * frac:>5.1f}% "
+          f"{point['local_matmul_1024_gflops_median']:>6.1f} "
+          f"{point['lower_s'] + point['compile_s']:>9.2f} {point['compilations']:>5} {mem:>21}", flush=True)
+
+
+def print_table(result: dict[str, Any]) -> None:
+    peak = result["peak"]
+    print()
+    print("matmul peak GFLOP/s (min/median/max, start+end pooled): " + "  ".join(
+        f"{n}: {p['min_gflops']:.1f}/{p['median_gflops']:.1f}/{p['max_gflops']:.1f}" for n, p in peak.items()))
+    print(_HEADER)
+    for point in result["points"]:
+        print_row(point, result["peak_gflops"])
+    print("mm1024: GFLOP/s of a 1024 matmul sampled around each point (the machine's speed meanwhile); "
+          f"total {result['machine']['wall_s']:.0f} s, load average {result['machine']['load_average_start']} -> "
+          f"{result['machine']['load_average_end']}")
+
+
+def plot(result: dict[str, Any], path: Path) -> None:
+    """Useful (solid) and padded (dashed) GFLOP/s vs P with the peak line; model-epochs/s vs P."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
+    names = list(dict.fromkeys(p["config"] for p in result["points"]))
+    for i, name in enumerate(names):
+        pts = [p for p in result["points"] if p["config"] == name and "skipped" not in p]
+        if not pts:
+            continue
+        color = f"C{i}"
+        ps = [p["P"] for p in pts]
+        ax1.plot(ps, [p["useful_gflops"] for p in pts], "o-", color=color, label=f"{name} useful")
+        if name == "mixed":
+            ax1.plot(ps, [p["padded_gflops"] for p in pts], "o--", color=color, alpha=0.6,
+                     label=f"{name} padded")
+        ax2.plot(ps, [p["model_epochs_per_s"] for p in pts], "o-", color=color, label=name)
+    peak = result["peak_gflops"]
+    ax1.axhline(peak, color="k", lw=1)
+    ax1.text(1, peak, f" 2048² matmul peak {peak:.0f} GFLOP/s", va="bottom", fontsize=8)
+    ax1.set(xscale="log", xlabel="population size P", ylabel="GFLOP/s",
+            title="Training throughput (useful = true architectures)")
+    ax1.set_ylim(bottom=0, top=peak * 1.15)
+    ax2.set(xscale="log", yscale="log", xlabel="population size P", ylabel="model-epochs / s",
+            title=f"Model-epochs per second ({result['settings']['train_rows']} train rows)")
+    for ax in (ax1, ax2):
+        ax.grid(True, which="both", alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
+    m = result["machine"]
+    fig.suptitle(f"vtune throughput — {m['cpu_count']} CPUs, jax {m['jax']}, {m['date']}", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Command line
+# ----------------------------------------------------------------------------------------------------
+
+
+def _int_list(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    if not values or any(v < 1 for v in values):
+        raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
+    return values
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    mode = ap.add_mutually_exclusive_group()
+    mode.add_argument("--quick", action="store_true",
+                      help="P in 1, 16, 256, 1024 train rows, 2 repeats (the default mode; about 3 minutes)")
+    mode.add_argument("--full", action="store_true", help="P up to 4096, 4096 train rows, 5 repeats")
+    ap.add_argument("--populations", type=_int_list, default=None, help="population sizes (overrides the mode)")
+    ap.add_argument("--widths", type=_int_list, default=WIDTHS, help="widths of the uniform depth-2 populations")
+    ap.add_argument("--no-mixed", action="store_true", help="skip the mixed population")
+    ap.add_argument("--train-rows", type=int, default=None, help="training rows (default 1024 quick, 4096 full)")
+    ap.add_argument("--val-rows", type=int, default=256, help="validation rows (timed, not counted as FLOPs)")
+    ap.add_argument("--repeats", type=int, default=None,
+                    help=f"timed epochs per point (default 2 quick, 5 full; at most {MIN_REPEATS_LONG} when the "
+                         "warm-up epoch exceeds --long-epoch-seconds)")
+    ap.add_argument("--long-epoch-seconds", type=float, default=20.0,
+                    help=f"a point whose warm-up epoch takes longer gets min(--repeats, {MIN_REPEATS_LONG}) repeats")
+    ap.add_argument("--peak-repeats", type=int, default=None, help="timed matmuls per peak size")
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--optimizer", default="adam")
+    ap.add_argument("--activation", default="relu")
+    ap.add_argument("--schedule", default="constant")
+    ap.add_argument("--dropout", type=float, default=0.0, help="dropout rate; > 0 compiles the dropout path")
+    ap.add_argument("--learning-rate", type=float, default=1e-3)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--max-memory-fraction", type=float, default=0.6,
+                    help="skip a point whose estimate_bytes total exceeds this fraction of RAM")
+    ap.add_argument("--max-point-seconds", type=float, default=None,
+                    help="skip a point predicted (from the previous P) to take longer (default 30 quick, 1200 full)")
+    ap.add_argument("--out", type=Path, default=None, help="JSON path (the PNG goes beside it)")
+    args = ap.parse_args(argv)
+    quick = args.quick or not args.full
+    if args.populations is None:
+        args.populations = QUICK_POPULATIONS if quick else POPULATIONS
+    if args.train_rows is None:
+        args.train_rows = 1024 if quick else 4096
+    if args.repeats is None:
+        args.repeats = 2 if quick else 5
+    if args.peak_repeats is None:
+        args.peak_repeats = 5 if quick else 15
+    if args.max_point_seconds is None:
+        args.max_point_seconds = 30.0 if quick else 1200.0
+    if args.out is None:
+        args.out = RESULTS / ("throughput.json" if args.full else "throughput_quick.json")
+    if args.repeats < 1:
+        ap.error(f"--repeats must be at least 1, got {args.repeats}")
+    if args.train_rows < args.batch:
+        ap.error(f"--train-rows={args.train_rows} is smaller than --batch={args.batch}")
+    if not 0.0 <= args.dropout < 1.0:
+        ap.error(f"--dropout must lie in [0, 1), got {args.dropout}")
+    args.mode = "quick" if quick else "full"
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    args = parse_args(argv)
+    result = run(args)
+    print_table(result)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    result["settings"]["out"] = str(args.out)
+    args.out.write_text(json.dumps(result, indent=1))
+    png = args.out.with_suffix(".png")
+    plot(result, png)
+    print(f"\nwrote {args.out} and {png}")
+    return result
+
+
+if __name__ == "__main__":
+    main()
