@@ -36,6 +36,7 @@ _UNIFORM_INITS = tuple(INIT_IDS[i] for i in INITS if i.endswith("uniform"))
 _TRUNC_STD = 0.87962566103423978  # std of a unit normal truncated to [-2, 2] (flax / Keras variance scaling)
 _INIT_TAG = 0x1A17
 _DROPOUT_TAG = 0xD409
+_OUTPUT_TAG = 0x0C7
 
 _ACT_FNS = {
     "relu": jax.nn.relu,
@@ -176,7 +177,9 @@ def init_member(seed, hp: Mapping[str, jnp.ndarray], layout: Layout, xp=jnp):
         fan_out = xp.where(l < hp["num_layers"], hp["units"][l], 0)
         w = init_weight(rng.combine(key, l, xp=xp), hp["init"], hp["init_scale"], rows, w_max, ins[l], fan_out, xp)
         parts += [w.reshape(-1), xp.zeros((w_max,), xp.float32)]
-    w = init_weight(rng.combine(key, L, xp=xp), hp["init"], hp["init_scale"], w_max, c, ins[L], c, xp)
+    # The output layer's key must not depend on the padded depth L (a member drawn inside a deeper
+    # population must start from the numbers it would draw alone): a fixed tag, not the index L.
+    w = init_weight(rng.combine(key, _OUTPUT_TAG, xp=xp), hp["init"], hp["init_scale"], w_max, c, ins[L], c, xp)
     parts += [w.reshape(-1), xp.zeros((c,), xp.float32)]
     return xp.concatenate(parts)
 

@@ -67,7 +67,6 @@ def schedule_value(name: str, t, hp: Mapping[str, jnp.ndarray]):
         geometric = m > 1.0
         m_safe = jnp.where(geometric, m, 2.0)
         cycle = jnp.where(geometric, jnp.floor(jnp.log1p(x * (m_safe - 1.0)) / jnp.log(m_safe)), jnp.floor(x))
-        # Guard the floor against rounding just below an integer boundary.
         start = jnp.where(geometric, t0 * (m_safe**cycle - 1.0) / (m_safe - 1.0), t0 * cycle)
         period = jnp.where(geometric, t0 * m_safe**cycle, t0)
         return _cosine(lr0, _safe_div(t - start, period), alpha)

@@ -248,7 +248,9 @@ class MLPTrainable(struct.PyTreeNode):
         lr = learning_rate(t, hp, schedules=self.schedules)
         upd, opt = self._opt().update(grads, st.opt, st.params, hparams=hp, learning_rate=lr)
         new_params = st.params + upd
-        finite = jnp.isfinite(loss)
+        # A NaN/inf loss, or an update that overflows the weights, makes the member diverged; its last
+        # finite weights stay in place.
+        finite = jnp.isfinite(loss) & jnp.all(jnp.isfinite(new_params))
         active = ~(st.stopped | st.diverged)
         do = active & apply & finite
         keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(do, a, b), new, old)

@@ -1,0 +1,191 @@
+"""The padded population MLP: padding stays exactly zero, initialisers and dropout have the documented
+statistics and do not depend on the padding, and a diverging member poisons nobody."""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from reference_mlp import EPOCHS, MICRO_BATCH, run_population, small_digits
+from vtune import rng
+from vtune.hparams import complete_config
+from vtune.model import INIT_IDS, Layout, dropout_scale, init_weight, unflatten
+from vtune.train import MLPTrainable, encode_hparams
+
+MAX_LAYERS, MAX_UNITS = 3, 32
+
+# Mixed widths and depths; sigmoid (nonzero at 0), gelu and elu in the padded columns, the eps-carrying
+# rules (adagrad's 0.1 start, adadelta, adamax) and weight decay on the padded weights, dropout. Layers
+# past a member's depth keep the default width 64 (> MAX_UNITS): they must stay inert all the same.
+POPULATION = [
+    dict(optimizer="adam", learning_rate=5e-3, activation="sigmoid", num_layers=1, units=5, batch_size=8,
+         weight_decay=1e-2, dropout=0.2),
+    dict(optimizer="adagrad", learning_rate=0.05, activation="sigmoid", num_layers=2, units_1=7, units_2=30,
+         batch_size=16, weight_decay=1e-3),
+    dict(optimizer="adadelta", learning_rate=1.0, activation="gelu", num_layers=3, units_1=32, units_2=3,
+         units_3=17, batch_size=8, weight_decay=1e-3, dropout=0.1),
+    dict(optimizer="sgd", learning_rate=0.1, activation="relu", init="he_normal", num_layers=2, units_1=12,
+         units_2=12, batch_size=8),
+    dict(optimizer="adamax", learning_rate=5e-3, activation="elu", num_layers=3, units_1=1, units_2=31,
+         units_3=2, batch_size=32, weight_decay=1e-3),
+    dict(optimizer="rmsprop", learning_rate=3e-3, activation="tanh", num_layers=1, units=32, batch_size=16,
+         dropout=0.5),
+    dict(optimizer="nadam", learning_rate=3e-3, activation="sigmoid", num_layers=2, units_1=20, units_2=1,
+         batch_size=8, schedule="cosine", cosine_epochs=2.0),
+    dict(optimizer="adamw", learning_rate=5e-3, activation="leaky_relu", num_layers=3, units_1=9, units_2=9,
+         units_3=9, batch_size=16, weight_decay=0.05),
+    dict(optimizer="nesterov", learning_rate=0.05, activation="identity", num_layers=1, units=16, batch_size=32,
+         weight_decay=1e-3),
+    dict(optimizer="momentum", learning_rate=0.05, activation="sigmoid", num_layers=2, units_1=25, units_2=6,
+         batch_size=8, dropout=0.3),
+]
+DIVERGING = 3  # member POPULATION[3] with this learning rate blows up
+EXPLODE = dict(POPULATION[DIVERGING], learning_rate=1e3)
+
+
+def _run(configs, seeds=None):
+    tr = MLPTrainable.create(small_digits(), max_layers=MAX_LAYERS, max_units=MAX_UNITS, micro_batch=MICRO_BATCH)
+    hp = encode_hparams(configs, task="classification", max_layers=MAX_LAYERS, micro_batch=MICRO_BATCH,
+                        max_epochs=EPOCHS, seeds=seeds)
+    return tr, jax.device_get(run_population(tr, hp))
+
+
+@pytest.fixture(scope="module")
+def sane():
+    return _run(POPULATION)
+
+
+@pytest.fixture(scope="module")
+def with_divergent():
+    return _run(POPULATION[:DIVERGING] + [EXPLODE] + POPULATION[DIVERGING + 1:])
+
+
+# ---------------------------------------------------------------------------------- padding stays zero
+def _assert_padding_zero(flat, layout: Layout, config: dict, what: str):
+    cfg = complete_config(config)
+    depth = cfg["num_layers"]
+    widths = [cfg[f"units_{l + 1}"] for l in range(depth)]
+    ins = [layout.num_features] + widths
+    p = unflatten(jnp.asarray(flat), layout)
+    for l, layer in enumerate(p["hidden"]):
+        w, b = np.asarray(layer["w"]), np.asarray(layer["b"])
+        if l >= depth:
+            assert not w.any() and not b.any(), f"{what}: inactive layer {l} is not zero"
+            continue
+        assert not w[ins[l]:, :].any(), f"{what}: padded rows of hidden_{l}_w"
+        assert not w[:, widths[l]:].any(), f"{what}: padded columns of hidden_{l}_w"
+        assert not b[widths[l]:].any(), f"{what}: padded units of hidden_{l}_b"
+        assert np.count_nonzero(w[:ins[l], :widths[l]]) > 0.9 * ins[l] * widths[l], f"{what}: hidden_{l}_w block"
+    out = np.asarray(p["out"]["w"])
+    assert not out[widths[-1]:, :].any(), f"{what}: padded rows of out_w"
+    assert np.count_nonzero(out[:widths[-1]]) > 0.9 * out[:widths[-1]].size
+
+
+def test_padding_is_exactly_zero_after_training(sane):
+    tr, (first, state, scores, _) = sane
+    moved = 0
+    for i, cfg in enumerate(POPULATION):
+        _assert_padding_zero(first[i], tr.layout, cfg, f"member {i} at init")
+        _assert_padding_zero(state.params[i], tr.layout, cfg, f"member {i} after {EPOCHS} epochs")
+        moved += not np.allclose(first[i], state.params[i])
+    assert moved == len(POPULATION)  # every member trained
+    assert not state.diverged.any()
+    assert np.median(scores[-1]) > 0.3, scores  # and learned something (10 classes: chance is 0.1)
+
+
+# ---------------------------------------------------------------------------------- divergence
+def test_diverging_member_is_flagged_and_poisons_nobody(sane, with_divergent):
+    tr, (_, state, scores, best) = with_divergent
+    _, (_, ok_state, ok_scores, ok_best) = sane
+    assert state.diverged[DIVERGING] and best[DIVERGING] == -np.inf
+    assert np.isnan(scores[-1, DIVERGING])
+    assert state.diverged.sum() == 1
+    others = np.arange(len(POPULATION)) != DIVERGING
+    # Bit-identical to the same program run with a sane member in that slot.
+    np.testing.assert_array_equal(state.params[others], ok_state.params[others])
+    np.testing.assert_array_equal(scores[:, others], ok_scores[:, others])
+    np.testing.assert_array_equal(best[others], ok_best[others])
+    assert np.all(np.isfinite(best[others]))
+
+
+def test_population_without_the_diverging_member_is_bit_identical(with_divergent):
+    # The same members (same seeds) trained as a population of nine: not one bit changes.
+    _, (_, state, scores, best) = with_divergent
+    keep = [i for i in range(len(POPULATION)) if i != DIVERGING]
+    _, (_, alone, alone_scores, alone_best) = _run([POPULATION[i] for i in keep], seeds=keep)
+    np.testing.assert_array_equal(state.params[keep], alone.params)
+    np.testing.assert_array_equal(scores[:, keep], alone_scores)
+    np.testing.assert_array_equal(best[keep], alone_best)
+
+
+# ---------------------------------------------------------------------------------- initialisers
+FAN_IN, FAN_OUT = 256, 512
+SCALE = 0.05  # init_scale of "uniform"
+EXPECTED_STD = {  # written from the textbook formulas (Glorot & Bengio 2010, He et al. 2015, LeCun 1998)
+    "uniform": SCALE / math.sqrt(3.0),
+    "glorot_uniform": math.sqrt(2.0 / (FAN_IN + FAN_OUT)),
+    "glorot_normal": math.sqrt(2.0 / (FAN_IN + FAN_OUT)),
+    "he_normal": math.sqrt(2.0 / FAN_IN),
+    "he_uniform": math.sqrt(2.0 / FAN_IN),
+    "lecun_normal": math.sqrt(1.0 / FAN_IN),
+    "lecun_uniform": math.sqrt(1.0 / FAN_IN),
+}
+
+
+@jax.jit
+def _draw(init_id):
+    return init_weight(rng.combine(jnp.uint32(123), 4), init_id, jnp.float32(SCALE), FAN_IN, FAN_OUT, FAN_IN, FAN_OUT)
+
+
+@jax.jit
+def _draw_padded(init_id):
+    # The same layer inside a padded buffer (more rows and columns than its true fans).
+    return init_weight(rng.combine(jnp.uint32(123), 4), init_id, jnp.float32(SCALE), FAN_IN + 40, FAN_OUT + 24,
+                       FAN_IN, FAN_OUT)
+
+
+@pytest.mark.parametrize("name", list(EXPECTED_STD))
+def test_init_statistics(name):
+    w = np.asarray(_draw(jnp.int32(INIT_IDS[name])), np.float64)
+    std = EXPECTED_STD[name]
+    assert abs(w.std() / std - 1.0) < 0.05, (name, w.std(), std)
+    assert abs(w.mean()) < 0.02 * std
+    if name.endswith("uniform"):
+        limit = std * math.sqrt(3.0)
+        assert np.abs(w).max() <= limit * (1 + 1e-6) and np.abs(w).max() > 0.999 * limit
+        assert abs(np.mean(np.abs(w) < limit / 2) - 0.5) < 0.01  # flat, not bell-shaped
+    else:
+        # A unit normal truncated to ±2 and rescaled to unit variance reaches at most 2 / 0.8796 std.
+        assert np.abs(w).max() <= 2.0 / 0.87962566 * std * (1 + 1e-5)
+        assert np.abs(w).max() > 2.2 * std
+        assert abs(np.mean(np.abs(w) < std) - 0.6506) < 0.01  # P(|z| < 0.8796 | |z| < 2) for a unit normal z
+    padded = np.asarray(_draw_padded(jnp.int32(INIT_IDS[name])), np.float64)
+    np.testing.assert_array_equal(padded[:FAN_IN, :FAN_OUT], w)  # padding-independent draws
+    assert not padded[FAN_IN:].any() and not padded[:, FAN_OUT:].any()
+
+
+# ---------------------------------------------------------------------------------- dropout
+@jax.jit
+def _masks(key, rate):
+    return dropout_scale(key, rate, 256, 96), dropout_scale(key, rate, 40, 17), dropout_scale(key + 1, rate, 256, 96)
+
+
+@pytest.mark.parametrize("rate", [0.0, 0.1, 0.5, 0.8])
+def test_dropout_mask_rate_and_prefix(rate):
+    big, small, other = map(np.asarray, _masks(rng.combine(jnp.uint32(5), 9), jnp.float32(rate)))
+    keep = 1.0 - rate
+    assert set(np.unique(big)) <= {0.0, np.float32(1.0) / (np.float32(1.0) - np.float32(rate))}
+    assert abs(np.mean(big > 0) - keep) < 0.01, np.mean(big > 0)
+    assert abs(big.mean() - 1.0) < 0.03  # inverted dropout keeps the expected activation
+    # The mask of a narrow layer (and of a smaller batch) is the prefix of the padded one.
+    np.testing.assert_array_equal(small, big[:40, :17])
+    if 0 < rate:
+        # Another key draws an independent mask: agreement ≈ keep² + (1−keep)².
+        agree = np.mean((big > 0) == (other > 0))
+        assert abs(agree - (keep**2 + rate**2)) < 0.02, agree
+    else:
+        assert np.all(big == 1.0)
