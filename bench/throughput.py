@@ -335,7 +335,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     print("# matmul peak (start): " + "  ".join(
         f"{n}: {p['median_gflops']:.1f} GFLOP/s" for n, p in peak_start.items()), flush=True)
 
-    dataset = make_dataset(args.train_rows, args.val_rows, seed=args.seed)
+    if args.dataset == "digits":
+        from vtune.data import load_dataset
+
+        dataset = load_dataset("digits")  # 1,257 train rows, 64 features, 10 classes (issue 2's report)
+    else:
+        dataset = make_dataset(args.train_rows, args.val_rows, seed=args.seed)
     print(_HEADER, flush=True)
     mem_limit = args.max_memory_fraction * total_memory_bytes()
     points: list[dict[str, Any]] = []
@@ -494,6 +499,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--no-mixed", action="store_true", help="skip the mixed population")
     ap.add_argument("--train-rows", type=int, default=None, help="training rows (default 1024 quick, 4096 full)")
     ap.add_argument("--val-rows", type=int, default=256, help="validation rows (timed, not counted as FLOPs)")
+    ap.add_argument("--dataset", choices=("generated", "digits"), default="generated",
+                    help="generated make_classification rows, or scikit-learn's digits (train split)")
     ap.add_argument("--repeats", type=int, default=None,
                     help=f"timed epochs per point (default 2 quick, 5 full; at most {MIN_REPEATS_LONG} when the "
                          "warm-up epoch exceeds --long-epoch-seconds)")
