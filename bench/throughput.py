@@ -390,7 +390,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             point["useful_over_local_1024"] = point["useful_gflops"] / point["local_matmul_1024_gflops_median"]
     return {
         "machine": info,
-        "settings": {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(args).items()},
+        "settings": {**{k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(args).items()},
+                     "train_rows": int(dataset.n_train)},
         "peak_gflops": peak_gflops,
         "peak_definition": "median of the jitted float32 2048x2048 @ 2048x2048 samples, start and end pooled",
         "peak": peak,

@@ -190,6 +190,21 @@ def test_same_seed_same_results_in_fresh_processes(tmp_path, cache_dir):
 
 # ------------------------------------------------------------------------------------------- crash safety
 
+def test_search_killed_before_its_first_checkpoint_reruns_to_the_same_result(tmp_path, cache_dir):
+    """A kill during start-up (import, compile) leaves no checkpoint; the rerun is a clean full search."""
+    out = tmp_path / "early"
+    child = start_child(tmp_path, seed=3, out=out, cache=cache_dir)
+    time.sleep(0.5)
+    child.send_signal(signal.SIGKILL)
+    child.wait(timeout=60)
+    assert child.returncode == -signal.SIGKILL
+    assert not (out / "results.json").exists()
+    resumed = run_mlp(3, out, cache_dir)
+    full = run_mlp(3, tmp_path / "full", cache_dir)
+    assert resumed.best == full.best
+    assert_same_trials(resumed, full)
+
+
 def test_killed_search_resumes_to_the_same_result(tmp_path, cache_dir, monkeypatch):
     out = tmp_path / "run"
     state_path = out / "checkpoint" / "state.json"
