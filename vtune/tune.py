@@ -165,7 +165,7 @@ class _Setup:
             self.kind = "custom"
             self.task = "custom"
             self.metric = getattr(data, "metric", "score")
-            self.space = _as_space(space, check_names=False)
+            self.space = _as_space(space)
             self.trainable = data
             self.data_info = {"name": type(data).__name__, "task": "custom"}
         else:
@@ -211,12 +211,10 @@ class _Setup:
         return encode_generic(configs, self.space, seeds=seeds)
 
 
-def _as_space(space, *, check_names=True) -> Space:
+def _as_space(space) -> Space:
     if isinstance(space, Space):
         return space
     if isinstance(space, Mapping):
-        if check_names:
-            return Space(space)
         return Space(space)
     if isinstance(space, (str, os.PathLike)):
         return Space.from_file(space)
