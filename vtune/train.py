@@ -322,34 +322,37 @@ class MLPTrainable(struct.PyTreeNode):
                 if width == self.max_units:
                     return epoch_loop(self.replace(width_tiers=()), state, first, count, carry, on_epoch)
                 inner = self.replace(max_units=width, width_tiers=())
-                packed, carry = epoch_loop(inner, self._repack(state, inner.layout, shrink_it=True), first,
+                packed, carry = epoch_loop(inner, self._shrink_state(state, inner.layout), first,
                                            count, carry, on_epoch)
-                return self._repack(state, inner.layout, part=packed), carry
+                return self._expand_state(state, packed, inner.layout), carry
             return run
 
         return jax.lax.switch(index, [branch(w) for w in tiers], state, carry)
 
-    def _repack(self, state: MemberState, small: Layout, *, shrink_it=False, part=None) -> MemberState:
-        full = self.layout
-        if shrink_it:
-            f = jax.vmap(lambda x: shrink(x, full, small))
-            conv = lambda x, _: f(x)
-            src = state
-        else:
-            f = jax.vmap(lambda x, p: expand_into(x, p, full, small))
-            conv = f
-            src = part
-        opt = state.opt._replace(m=conv(state.opt.m, src.opt.m), v=conv(state.opt.v, src.opt.v),
-                                 w=conv(state.opt.w, src.opt.w))
-        new = state._replace(params=conv(state.params, src.params), opt=opt._replace(count=src.opt.count))
+    def _map_buffers(self, fn, target: MemberState, *sources: MemberState) -> MemberState:
+        """``target`` with every parameter-sized buffer replaced by ``fn(*that buffer of each source)``."""
+        get = {
+            "params": lambda st: st.params,
+            "m": lambda st: st.opt.m,
+            "v": lambda st: st.opt.v,
+            "w": lambda st: st.opt.w,
+        }
         if self.accumulate:
-            new = new._replace(acc=conv(state.acc, src.acc))
+            get["acc"] = lambda st: st.acc
         if self.restore_best:
-            new = new._replace(best_params=conv(state.best_params, src.best_params))
-        if part is not None:
-            new = new._replace(best_score=part.best_score, bad_epochs=part.bad_epochs, stopped=part.stopped,
-                               diverged=part.diverged, epochs=part.epochs, last_score=part.last_score)
-        return new
+            get["best_params"] = lambda st: st.best_params
+        new = {name: fn(*(g(src) for src in sources)) for name, g in get.items()}
+        opt = target.opt._replace(m=new.pop("m"), v=new.pop("v"), w=new.pop("w"))
+        return target._replace(opt=opt, **new)
+
+    def _shrink_state(self, state: MemberState, small: Layout) -> MemberState:
+        full = self.layout
+        return self._map_buffers(jax.vmap(lambda x: shrink(x, full, small)), state, state)
+
+    def _expand_state(self, state: MemberState, part: MemberState, small: Layout) -> MemberState:
+        """``part`` (trained at ``small``) written back into ``state``'s full-width buffers."""
+        full = self.layout
+        return self._map_buffers(jax.vmap(lambda x, p: expand_into(x, p, full, small)), part, state, part)
 
     def _after_epoch(self, state: MemberState, scores):
         diverged = state.diverged | ~jnp.isfinite(scores)
