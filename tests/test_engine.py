@@ -8,6 +8,7 @@ import sys
 import textwrap
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -127,10 +128,12 @@ def test_width_tiers_equal_padded_program():
 
 SCRIPT = textwrap.dedent("""
     import json, sys, vtune
+    from vtune.tune import _ENGINES
     r = vtune.tune({"units": 4, "num_layers": 1, "batch_size": 4, "optimizer": "adam",
                     "learning_rate": vtune.Float(1e-2, 1.0, scale="log")}, "xor", strategy="random",
                    trials=3, max_epochs=3, compile_cache=sys.argv[1])
-    print(json.dumps({"compile_s": r.compile_s, "scores": [t["rungs"][-1]["val_score"] for t in r.trials]}))
+    print(json.dumps({"compile_s": r.compile_s, "scores": [t["rungs"][-1]["val_score"] for t in r.trials],
+                      "loaded": sum(e.stats.loaded for e in _ENGINES.values())}))
 """)
 
 
@@ -138,42 +141,104 @@ SCRIPT = textwrap.dedent("""
 def test_persistent_compile_cache_second_process_loads_instead_of_compiling(tmp_path):
     cache = tmp_path / "cache"
     env = {**os.environ, "PYTHONPATH": ROOT}
-    runs = []
-    for _ in range(2):
+
+    def run():
         out = subprocess.run([sys.executable, "-c", SCRIPT, str(cache)], capture_output=True, text=True,
                              env=env, timeout=600, check=True)
-        runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+    runs = [run(), run()]
     assert any(name.endswith("-cache") for name in os.listdir(cache)), "nothing was written to the cache"
+    programs = list((cache / "programs").iterdir())
+    assert len(programs) == 1 and programs[0].suffix == ".jaxexport"
     assert runs[0]["scores"] == runs[1]["scores"]
-    # The second process lowers the program but loads the executable: well under the first compile.
-    assert runs[1]["compile_s"] < 0.7 * runs[0]["compile_s"], runs
+    # The second process reads the lowered program back (no tracing) and loads the executable.
+    assert [r["loaded"] for r in runs] == [0, 1]
+    assert runs[1]["compile_s"] < 0.5 * runs[0]["compile_s"], runs
+    # A damaged program file is not trusted: it is rebuilt, with the same results.
+    programs[0].write_bytes(b"not a program")
+    again = run()
+    assert again["loaded"] == 0 and again["scores"] == runs[0]["scores"]
+    assert programs[0].read_bytes() != b"not a program"
+
+
+def test_custom_trainables_are_not_kept_as_exported_programs(tmp_path):
+    # A user's trainable could change its functions without its shapes changing: only vtune's own
+    # trainables (which describe their static configuration) go through the export cache.
+    def init_fn(hp, data):
+        return {"w": jnp.zeros(())}
+
+    def epoch_fn(state, hp, data, epoch):
+        w = state["w"] + hp["learning_rate"]
+        return {"w": w}, -jnp.abs(w - 0.5)
+
+    trainable = vtune.FunctionTrainable(data={}, init_fn=init_fn, epoch_fn=epoch_fn)
+    space = vtune.Space({"learning_rate": vtune.Float(1e-2, 1.0, scale="log")})
+    vtune.tune(space, trainable, strategy="random", trials=3, max_epochs=2, compile_cache=str(tmp_path))
+    assert not (tmp_path / "programs").exists()
 
 
 SHARD_SCRIPT = textwrap.dedent("""
     import json, sys, jax, vtune
-    r = vtune.tune({"units": 8, "num_layers": 2, "batch_size": 4, "dropout": 0.1,
-                    "optimizer": vtune.Choice(["adam", "momentum"]),
+    r = vtune.tune({"units": vtune.Int(2, 40, scale="log"), "num_layers": vtune.Int(1, 3), "batch_size": 4,
+                    "dropout": 0.1, "optimizer": vtune.Choice(["adam", "momentum"]),
                     "learning_rate": vtune.Float(1e-2, 1.0, scale="log")}, "xor", strategy="hyperband",
-                   max_epochs=3, compile_cache=None, chunk=int(sys.argv[1]))
-    print(json.dumps({"devices": jax.device_count(),
+                   max_epochs=9, compile_cache=None, width_tiers=(16,))
+    print(json.dumps({"devices": jax.device_count(), "compiles": r.num_compiles,
                       "rungs": [[g["val_score"] for g in t["rungs"]] for t in r.trials],
                       "curves": [t["curve"] for t in r.trials], "best": r.best["id"]}))
 """)
 
 
+def _run_script(script, env_extra, *args):
+    env = {**os.environ, "PYTHONPATH": ROOT, "XLA_FLAGS": "", **env_extra}
+    proc = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, env=env,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
 @pytest.mark.slow
-def test_sharded_over_two_devices_equals_one_device():
-    env = {**os.environ, "PYTHONPATH": ROOT}
-    outs = []
-    for flags in ("", "--xla_force_host_platform_device_count=2"):
-        run_env = {**env, "XLA_FLAGS": flags}
-        proc = subprocess.run([sys.executable, "-c", SHARD_SCRIPT, "2"], capture_output=True, text=True,
-                              env=run_env, timeout=600, check=True)
-        outs.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+def test_one_member_per_core_equals_one_device():
+    # Mixed widths (so two width tiers and the cost ordering are used) and depths; one member per device
+    # on two CPU devices against the same search on one.
+    outs = [_run_script(SHARD_SCRIPT, {"VTUNE_CPU_DEVICES": n}) for n in ("1", "2")]
     assert [o["devices"] for o in outs] == [1, 2]
+    assert [o["compiles"] for o in outs] == [1, 1]
     assert outs[0]["best"] == outs[1]["best"]
     assert [len(c) for c in outs[0]["curves"]] == [len(c) for c in outs[1]["curves"]]
     for one, two in zip(outs[0]["curves"], outs[1]["curves"]):
         np.testing.assert_allclose(np.array(two, float), np.array(one, float), rtol=1e-6, atol=1e-7)
     for one, two in zip(outs[0]["rungs"], outs[1]["rungs"]):
         np.testing.assert_allclose(np.array(two, float), np.array(one, float), rtol=1e-6, atol=1e-7)
+
+
+DEVICES_SCRIPT = "import json, jax, vtune; print(json.dumps({'devices': jax.device_count()}))"
+
+
+@pytest.mark.parametrize("env, expect", [
+    ({"VTUNE_CPU_DEVICES": "3"}, 3),
+    ({"VTUNE_CPU_DEVICES": "off"}, 1),
+    ({"VTUNE_CPU_DEVICES": "3", "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}, 2),  # explicit wins
+])
+def test_cpu_devices_at_import(env, expect):
+    assert _run_script(DEVICES_SCRIPT, env)["devices"] == expect
+
+
+def test_cpu_devices_auto_is_the_usable_cores_and_bad_values_are_refused():
+    from vtune import devices
+
+    assert devices.requested_devices("auto") == devices.usable_cores() >= 1
+    assert devices.requested_devices("off") is None and devices.requested_devices("4") == 4
+    for bad in ("-2", "two", "1.5"):
+        with pytest.raises(ValueError, match="VTUNE_CPU_DEVICES must be"):
+            devices.requested_devices(bad)
+    # Once JAX runs, the count is fixed: configuring again leaves it alone instead of failing.
+    jax.numpy.zeros(1).block_until_ready()
+    assert devices.configure_cpu_devices("3") is None
+
+
+def test_after_jax_started_the_search_runs_on_the_devices_there_are():
+    script = ("import json, jax; jax.numpy.zeros(1).block_until_ready(); import vtune; "
+              "print(json.dumps({'devices': jax.device_count()}))")
+    assert _run_script(script, {"VTUNE_CPU_DEVICES": "2"})["devices"] == 1

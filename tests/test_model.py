@@ -189,3 +189,64 @@ def test_dropout_mask_rate_and_prefix(rate):
         assert abs(agree - (keep**2 + rate**2)) < 0.02, agree
     else:
         assert np.all(big == 1.0)
+
+
+# ------------------------------------------------------------------------------------ restore point and ties
+
+def _one_member():
+    tr = MLPTrainable.create(small_digits(), max_layers=1, max_units=8, micro_batch=MICRO_BATCH)
+    hp = encode_hparams([dict(units=8, num_layers=1, batch_size=MICRO_BATCH)], task="classification",
+                        max_layers=1, micro_batch=MICRO_BATCH)
+    return tr, tr.init(hp)
+
+
+def test_restore_point_takes_an_equal_score_only_with_a_lower_validation_loss():
+    tr, state = _one_member()
+    f32 = lambda v: jnp.array([v], jnp.float32)
+    steps = [  # (score, loss, improves)
+        (0.50, 1.00, True),
+        (0.50, 0.80, True),   # same accuracy, lower loss: the new restore point
+        (0.50, 0.90, False),  # same accuracy, higher loss
+        (0.40, 0.10, False),  # lower accuracy, whatever the loss
+        (0.60, 2.00, True),   # higher accuracy, whatever the loss
+    ]
+    for k, (score, loss, improves) in enumerate(steps):
+        state = state._replace(params=jnp.full_like(state.params, float(k)))
+        before = state
+        state, _ = tr._after_epoch(state, f32(score), f32(loss))
+        if improves:
+            np.testing.assert_array_equal(state.best_params, state.params)
+            assert float(state.best_score[0]) == np.float32(score) and float(state.best_loss[0]) == np.float32(loss)
+            assert int(state.bad_epochs[0]) == 0
+        else:
+            np.testing.assert_array_equal(state.best_params, before.best_params)
+            assert int(state.bad_epochs[0]) == int(before.bad_epochs[0]) + 1
+        assert float(tr.tiebreak(state)[0]) == -float(state.best_loss[0])
+    # A diverged member has no tie-break either.
+    dead, _ = tr._after_epoch(state, f32(math.nan), f32(0.0))
+    assert float(tr.tiebreak(dead)[0]) == -math.inf and float(tr.score(dead)[0]) == -math.inf
+
+
+@pytest.mark.parametrize("task_name", ["classification", "regression"])
+def test_validation_loss_is_the_task_loss_in_and_out_of_row_blocks(task_name):
+    import optax
+    import vtune
+
+    rs = np.random.default_rng(0)
+    x = rs.normal(size=(90, 5)).astype(np.float32)
+    y = rs.integers(0, 3, size=90) if task_name == "classification" else rs.normal(size=(90, 2)).astype(np.float32)
+    ds = vtune.data.from_arrays(x, y, task=task_name, seed=0)
+    tr = MLPTrainable.create(ds, max_layers=1, max_units=6, micro_batch=4)
+    hp = encode_hparams([dict(units=6, num_layers=1, batch_size=4)], task=task_name, max_layers=1, micro_batch=4)
+    state = tr.init(hp)
+    scores, losses = tr.validate_with_loss(state.params, state.hp)
+    blocked = tr.replace(eval_block=4).validate_with_loss(state.params, state.hp)
+    out = np.asarray(tr.predict_member(state.params[0], jax.tree.map(lambda v: v[0], state.hp), tr.x_val))
+    yv = np.asarray(tr.y_val)
+    if task_name == "classification":
+        expect = float(np.mean(optax.softmax_cross_entropy_with_integer_labels(out, yv)))
+    else:
+        expect = float(np.mean((out - yv) ** 2))
+    np.testing.assert_allclose(float(losses[0]), expect, rtol=1e-5)
+    np.testing.assert_allclose(np.asarray(blocked[1]), np.asarray(losses), rtol=1e-5)
+    np.testing.assert_allclose(np.asarray(blocked[0]), np.asarray(scores), rtol=1e-5)

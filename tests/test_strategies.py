@@ -339,25 +339,40 @@ def test_best_ties_go_to_the_later_rung_then_the_lower_trial():
 SCORE_VALUES = st.sampled_from([0.0, -0.0, 1.0, 1.0, -1.0, 2.5, 1e30, -1e30, math.inf, -math.inf, math.nan])
 
 
-def rank_reference(scores, trial_ids, num_active):
+def rank_reference(scores, trial_ids, num_active, tiebreak=None):
     n = len(scores)
 
     def key(k):
         s = float(scores[k])
         s = -math.inf if (math.isnan(s) or k >= num_active) else s
-        return (k >= num_active, -s, int(trial_ids[k]))
+        t = 0.0 if tiebreak is None else float(tiebreak[k])
+        t = -math.inf if math.isnan(t) else t
+        return (k >= num_active, -s, -t, int(trial_ids[k]))
 
     return sorted(range(n), key=key)
 
 
 @settings(max_examples=120, deadline=None)
-@given(data=st.data(), n=st.sampled_from([1, 2, 3, 5, 8, 17]))
-def test_rank_slots_matches_numpy_sort(data, n):
+@given(data=st.data(), n=st.sampled_from([1, 2, 3, 5, 8, 17]), with_tiebreak=st.booleans())
+def test_rank_slots_matches_numpy_sort(data, n, with_tiebreak):
     scores = np.array(data.draw(st.lists(SCORE_VALUES, min_size=n, max_size=n)), np.float32)
     trial_ids = np.array(data.draw(st.permutations(range(n))), np.int32)
     num_active = data.draw(st.integers(0, n))
-    got = np.asarray(rank_slots(jnp.asarray(scores), jnp.asarray(trial_ids), num_active))
-    assert got.tolist() == rank_reference(scores, trial_ids, num_active), (scores, trial_ids, num_active)
+    tiebreak = np.array(data.draw(st.lists(SCORE_VALUES, min_size=n, max_size=n)), np.float32) if with_tiebreak else None
+    got = np.asarray(rank_slots(jnp.asarray(scores), jnp.asarray(trial_ids), num_active,
+                                None if tiebreak is None else jnp.asarray(tiebreak)))
+    assert got.tolist() == rank_reference(scores, trial_ids, num_active, tiebreak), (scores, trial_ids, tiebreak)
+
+
+def test_rank_slots_tiebreak_examples():
+    nan, inf = math.nan, math.inf
+    scores = jnp.array([1.0, 1.0, 1.0, 2.0, 1.0], jnp.float32)
+    tiebreak = jnp.array([-0.5, -0.2, nan, -9.0, -0.2], jnp.float32)
+    ids = jnp.array([0, 1, 2, 3, 4], jnp.int32)
+    # score first (slot 3 despite its worst tie-break), then tie-break (NaN last), then the lower id.
+    assert np.asarray(rank_slots(scores, ids, 5, tiebreak)).tolist() == [3, 1, 4, 0, 2]
+    # Without a tie-break the same scores fall back to the trial id.
+    assert np.asarray(rank_slots(scores, ids, 5)).tolist() == [3, 0, 1, 2, 4]
 
 
 def test_rank_slots_examples():
@@ -376,3 +391,26 @@ def test_rank_slots_under_jit_is_the_same():
     eager = np.asarray(rank_slots(scores, ids, 4))
     jitted = np.asarray(jax.jit(rank_slots)(scores, ids, 4))
     assert eager.tolist() == jitted.tolist() == [3, 2, 0, 1]
+
+
+class LearningRateTiebreak(vtune.FunctionTrainable):
+    """The synthetic trainable with a tie-break key: among equal scores, the higher learning rate wins."""
+
+    def tiebreak(self, state):
+        return state["hp"]["learning_rate"]
+
+
+def test_ties_go_to_the_higher_tiebreak_before_the_trial_id():
+    space = Space({"units": Int(1, 4), "optimizer": Choice(["rmsprop"]),
+                   "learning_rate": Float(1e-3, 1.0, scale="log")})
+    base = make_trainable(["rmsprop"])
+    trainable = LearningRateTiebreak(data=base.data, init_fn=init_fn, epoch_fn=epoch_fn)
+    result = vtune.tune(space, trainable, strategy=Halving(num_configs=9, max_epochs=9, eta=3), seed=3,
+                        compile_cache=None)
+    configs = space.sample(9, seed=stage_rng(3, 0))
+    tied = [j for j, c in enumerate(configs) if c["units"] == 3]
+    winner = max(tied, key=lambda j: np.float32(configs[j]["learning_rate"]))
+    assert winner != tied[0]  # otherwise this test could not tell the tie-break from the trial id
+    assert result.best["id"] == winner and result.best_val_score == 2.0
+    # The rung selection used it too: the winner is the one trial that completed every rung.
+    assert [t["id"] for t in result.trials if t["status"] == "completed"] == [winner]

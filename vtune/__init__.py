@@ -10,7 +10,12 @@ train side by side as one compiled XLA program, and a whole Hyperband bracket is
 
 __version__ = "0.1.0"
 
-from vtune import data
+from vtune.devices import configure_cpu_devices as _configure_cpu_devices
+
+# Before anything below can start a JAX backend: one CPU device per core (see vtune.devices).
+_configure_cpu_devices()
+
+from vtune import data  # noqa: E402
 from vtune.data import Dataset, load_dataset
 from vtune.plan import hyperband as hyperband_plan
 from vtune.result import Model, Result, load

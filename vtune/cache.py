@@ -4,6 +4,9 @@ Where the cache lives, in order: the ``compile_cache`` argument / ``--compile-ca
 ``VTUNE_COMPILE_CACHE`` environment variable, then a per-user folder (``$XDG_CACHE_HOME/vtune/jax`` or
 ``~/.cache/vtune/jax``). ``none`` (or ``None``) turns it off. Every compiled program is cached, however
 quick its compile (vtune's programs are few and reused).
+
+Beside JAX's executables, the engine keeps each bracket program's *lowered* form (``jax.export``, under
+``programs/``), so a warm run skips tracing and lowering too (see :meth:`vtune.engine.Engine.compiled`).
 """
 
 from __future__ import annotations
@@ -52,3 +55,8 @@ def configure_compile_cache(setting: str | os.PathLike | None = "default") -> st
     cc.reset_cache()
     _active = path
     return path
+
+
+def active_dir() -> str | None:
+    """The folder the persistent cache uses now (None: off)."""
+    return _active

@@ -1,7 +1,7 @@
 """Crash-safe search state: after every stage, ``out/checkpoint/{state.json,best.npz}`` are replaced atomically.
 
 ``state.json`` holds the settings' fingerprint, the finished trials, the number of finished stages and the
-best (score, stage, trial); ``best.npz`` holds the best member's state as plain arrays (``np.load`` with
+best (score, tie-break, stage, trial); ``best.npz`` holds the best member's state as plain arrays (``np.load`` with
 ``allow_pickle=False``: loading never executes anything). The JSON names the SHA-256 of the npz it belongs
 to, so a pair torn apart by a crash or edited by hand is detected and refused with a clear error.
 """
@@ -54,7 +54,8 @@ class Checkpoint:
             "fingerprint": self.fingerprint,
             "stages_done": stages_done,
             "model_epochs": model_epochs,
-            "best": {"score": best["score"], "stage": best["stage"], "trial": best["trial"]},
+            "best": {"score": best["score"], "tiebreak": best.get("tiebreak", -math.inf), "stage": best["stage"],
+                     "trial": best["trial"]},
             "best_sha256": hashlib.sha256(blob).hexdigest(),
             "trials": trials,
         })
@@ -93,6 +94,7 @@ class Checkpoint:
         member = jax.tree.unflatten(treedef, [a.astype(t.dtype) for a, t in zip(arrays, leaves)])
         best = dict(obj["best"])
         best["score"] = -math.inf if best["score"] is None else float(best["score"])
+        best["tiebreak"] = -math.inf if best.get("tiebreak") is None else float(best["tiebreak"])
         best["member"] = member
         try:
             trials = _floats_in(obj["trials"])

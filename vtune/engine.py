@@ -12,24 +12,35 @@ How a rung runs inside the program, with static shapes only:
   members. The rung trains ``⌈n_i / chunk⌉`` chunks of ``chunk`` members one after another
   (``fori_loop`` with a traced trip count), each for ``r_i − r_{i−1}`` epochs (another traced loop), so
   the training code is compiled once, for ``chunk`` members, and the later, smaller rungs do not pay for
-  the first rung's width. Within a chunk, members train side by side under ``vmap``.
-* After the rung, every slot is ranked by (active first, score descending, trial id ascending) with a
-  stable ``lexsort`` — NaN scores count as −inf — and the population is permuted so the top ``⌊n_i/η⌋``
-  occupy the first slots: a static-shape gather. Ties go to the lower trial id.
+  the first rung's width. Within a chunk, members train side by side under ``vmap``. A trainable with a
+  ``cost(state)`` method has its members taken most expensive first, so the members of one chunk cost
+  about the same; a slot of the last chunk that lies past the rung trains no epoch.
+* After the rung, every slot is ranked by (active first, score descending, tie-break descending, trial id
+  ascending) with a stable ``lexsort`` — NaN scores count as −inf — and the population is permuted so the
+  top ``⌊n_i/η⌋`` occupy the first slots: a static-shape gather. The tie-break is the trainable's optional
+  ``tiebreak(state)`` (the MLP's: minus the validation loss), else nothing; remaining ties go to the lower
+  trial id.
 * Every epoch's validation score lands in a ``[capacity, max_epochs]`` curve table, every rung's score in a
   ``[capacity, max_rungs]`` table, both indexed by trial. The state of the best (trial, rung) seen so far
-  is kept aside (ties: the later rung, then the lower trial id), so the best model never needs retraining.
+  is kept aside (ties on score and tie-break: the later rung), so the best model never needs retraining.
 
 ``chunk`` trades vectorisation against the padding of small rungs: a rung of ``n_i`` members computes
 ``⌈n_i/chunk⌉·chunk`` members. ``chunk = capacity`` is the fully vectorised program (best on accelerators).
 
-Devices: with more than one device, each chunk is sharded over a one-axis mesh ``("pop",)`` (``jax.jit``
-with ``NamedSharding``; a chunk is rounded up to a whole number of members per device). Members are
-independent, so sharding changes where they train, never what they compute.
+Devices: with more than one device, each chunk is split over a one-axis mesh ``("pop",)`` with
+``shard_map`` (a chunk is rounded up to a whole number of members per device): every device trains its own
+members, and on a CPU backend, where each core is one device (see :mod:`vtune.devices`), that is one
+member per core, unbatched. XLA runs the small matrix products of an MLP step on one thread, so this is
+what puts the second core to work. Members are independent, so sharding changes where they train, never
+what they compute (tested against one device).
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import json
+import pathlib
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
@@ -39,19 +50,12 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from vtune import cache, io
 from vtune.plan import Bracket
 
 
 def _take(tree, idx):
     return jax.tree.map(lambda x: jnp.take(x, idx, axis=0), tree)
-
-
-def _slice(tree, start, size):
-    return jax.tree.map(lambda x: jax.lax.dynamic_slice_in_dim(x, start, size, axis=0), tree)
-
-
-def _update(tree, part, start):
-    return jax.tree.map(lambda x, p: jax.lax.dynamic_update_slice_in_dim(x, p, start, axis=0), tree, part)
 
 
 def train_epochs(trainable, state, first, count, carry, on_epoch):
@@ -77,14 +81,42 @@ def epoch_loop(trainable, state, first, count, carry, on_epoch):
     return jax.lax.fori_loop(0, count, body, (state, carry))
 
 
-def rank_slots(scores, trial_ids, num_active):
-    """Slot order: active slots first, by score descending (NaN as −inf), ties by lower trial id."""
+def rank_slots(scores, trial_ids, num_active, tiebreak=None):
+    """Slot order: active slots first, by score descending (NaN as −inf), then by ``tiebreak`` descending
+    (if given; NaN as −inf), then by lower trial id."""
     slots = jnp.arange(scores.shape[0])
     active = slots < num_active
     s = jnp.where(jnp.isnan(scores), -jnp.inf, scores)
     s = jnp.where(active, s, -jnp.inf)
     # lexsort: the last key is the primary one.
-    return jnp.lexsort((trial_ids, -s, ~active))
+    if tiebreak is None:
+        return jnp.lexsort((trial_ids, -s, ~active))
+    t = jnp.where(jnp.isnan(tiebreak), -jnp.inf, tiebreak)
+    return jnp.lexsort((trial_ids, -t, -s, ~active))
+
+
+def cost_order(trainable, state, num_active):
+    """Slots in training order: the rung's members by the trainable's optional ``cost(state)`` (most
+    expensive first, so the members sharing a chunk — one per device on CPU — cost about the same and no
+    device waits long for another), then the slots past the rung. Without ``cost``: slot order."""
+    slots = jnp.arange(state_size(state), dtype=jnp.int32)
+    active = slots < num_active
+    own = getattr(trainable, "cost", None)
+    if own is None:
+        return slots
+    cost = jnp.where(active, own(state), 0.0)
+    return jnp.lexsort((slots, -cost, ~active)).astype(jnp.int32)
+
+
+def state_size(state) -> int:
+    return jax.tree.leaves(state)[0].shape[0]
+
+
+def selection_keys(trainable, state):
+    """``(scores, tiebreak)`` of a stacked state; the tie-break is zeros for a trainable without one."""
+    scores = trainable.score(state)
+    own = getattr(trainable, "tiebreak", None)
+    return scores, (own(state) if own is not None else jnp.zeros_like(scores))
 
 
 def bracket_program(trainable, hparams, sizes, epochs, num_rungs, *, capacity: int, chunk: int,
@@ -96,10 +128,27 @@ def bracket_program(trainable, hparams, sizes, epochs, num_rungs, *, capacity: i
     """
     state = trainable.init(hparams)
     trial = jnp.arange(capacity, dtype=jnp.int32)
+
+    def train_members(trainable, part, part_curves, done, counts):
+        # ``counts`` [chunk]: the epochs each member trains (0 for a slot past the rung). The chunk runs
+        # the longest; one member per device (CPU) runs exactly its own.
+        def record(part_curves, epoch, scores):
+            return part_curves.at[:, epoch].set(scores)
+
+        return train_epochs(trainable, part, done, jnp.max(counts), part_curves, record)
+
+    if mesh is None:
+        train_chunk = functools.partial(train_members, trainable)
+    else:
+        # Each device trains its own slice of the chunk (on CPU: one member, unbatched, on its own core).
+        pop, rep = PartitionSpec("pop"), PartitionSpec()
+        sharded = jax.shard_map(train_members, mesh=mesh, in_specs=(rep, pop, pop, rep, pop),
+                                out_specs=(pop, pop), check_vma=False)
+        train_chunk = functools.partial(sharded, trainable)
     curves = jnp.full((capacity, max_epochs), jnp.nan, jnp.float32)
     rung_scores = jnp.full((capacity, max_rungs), jnp.nan, jnp.float32)
     best_member = _take(state, jnp.zeros((), jnp.int32))
-    best = (jnp.float32(-jnp.inf), jnp.int32(-1), jnp.int32(-1), best_member)
+    best = (jnp.float32(-jnp.inf), jnp.float32(-jnp.inf), jnp.int32(-1), jnp.int32(-1), best_member)
     trained = jnp.int32(0)  # member-epochs actually trained (live members only)
 
     def rung_body(i, carry):
@@ -108,38 +157,34 @@ def bracket_program(trainable, hparams, sizes, epochs, num_rungs, *, capacity: i
         done = jnp.where(i > 0, epochs[jnp.maximum(i - 1, 0)], 0)
         todo = epochs[i] - done
         num_chunks = (n_i + chunk - 1) // chunk
+        slots_in_order = cost_order(trainable, state, n_i)
 
         def chunk_body(j, carry):
             state, curves = carry
-            start = j * chunk
-            part = _slice(state, start, chunk)
-            if mesh is not None:
-                # Spread the chunk's members over every device: each trains its share of the population.
-                spec = NamedSharding(mesh, PartitionSpec("pop"))
-                part = jax.tree.map(lambda x: jax.lax.with_sharding_constraint(x, spec), part)
-            ids = jax.lax.dynamic_slice_in_dim(trial, start, chunk)
-            live = (start + jnp.arange(chunk)) < n_i
-            rows = jnp.where(live, ids, capacity)  # out of range: dropped
-
-            def record(curves, epoch, scores):
-                return curves.at[rows, epoch].set(scores, mode="drop")
-
-            part, curves = train_epochs(trainable, part, done, todo, curves, record)
-            return _update(state, part, start), curves
+            slots = jax.lax.dynamic_slice_in_dim(slots_in_order, j * chunk, chunk)
+            live = slots < n_i
+            rows = jnp.where(live, trial[slots], capacity)  # out of range: dropped
+            part = _take(state, slots)
+            counts = jnp.where(live, todo, 0)  # a slot past the rung trains no epoch
+            part, part_curves = train_chunk(part, curves[jnp.minimum(rows, capacity - 1)], done, counts)
+            state = jax.tree.map(lambda x, p: x.at[slots].set(p), state, part)
+            return state, curves.at[rows].set(part_curves, mode="drop")
 
         state, curves = jax.lax.fori_loop(0, num_chunks, chunk_body, (state, curves))
         trained = trained + n_i * todo
-        scores = trainable.score(state)
-        order = rank_slots(scores, trial, n_i)
+        scores, tiebreak = selection_keys(trainable, state)
+        order = rank_slots(scores, trial, n_i, tiebreak)
         live = jnp.arange(capacity) < n_i
         rung_scores = rung_scores.at[jnp.where(live, trial, capacity), i].set(
             jnp.where(jnp.isnan(scores), -jnp.inf, scores), mode="drop")
         top = order[0]
         top_score = jnp.where(jnp.isnan(scores[top]), -jnp.inf, scores[top])
-        best_score, best_trial, best_rung, best_member = best
-        better = top_score >= best_score
+        top_tb = jnp.where(jnp.isnan(tiebreak[top]), -jnp.inf, tiebreak[top])
+        best_score, best_tb, best_trial, best_rung, best_member = best
+        better = (top_score > best_score) | ((top_score == best_score) & (top_tb >= best_tb))
         best = (
             jnp.where(better, top_score, best_score),
+            jnp.where(better, top_tb, best_tb),
             jnp.where(better, trial[top], best_trial),
             jnp.where(better, i, best_rung),
             jax.tree.map(lambda new, old: jnp.where(better, new, old), _take(state, top), best_member),
@@ -148,8 +193,9 @@ def bracket_program(trainable, hparams, sizes, epochs, num_rungs, *, capacity: i
 
     carry = (state, trial, curves, rung_scores, best, trained)
     _, _, curves, rung_scores, best, trained = jax.lax.fori_loop(0, num_rungs, rung_body, carry)
-    best_score, best_trial, best_rung, best_member = best
+    best_score, best_tb, best_trial, best_rung, best_member = best
     return {
+        "best_tiebreak": best_tb,
         "curves": curves,
         "rung_scores": rung_scores,
         "best_score": best_score,
@@ -162,10 +208,24 @@ def bracket_program(trainable, hparams, sizes, epochs, num_rungs, *, capacity: i
 
 @dataclass
 class CompileStats:
-    """Compilations performed by an :class:`Engine`, and the seconds they took."""
+    """Compilations performed by an :class:`Engine`, and the seconds they took (tracing, lowering and
+    compiling, or loading from the caches); ``loaded`` counts programs read back from the export cache."""
 
     count: int = 0
     seconds: float = 0.0
+    loaded: int = 0
+
+
+@functools.cache
+def source_digest() -> str:
+    """Hash of vtune's own source files and the JAX version: a lowered program is reused only by the code
+    that wrote it."""
+    h = hashlib.sha256(f"{jax.__version__}".encode())
+    root = pathlib.Path(__file__).resolve().parent
+    for path in sorted(root.rglob("*.py")):
+        h.update(str(path.relative_to(root)).encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()
 
 
 class Engine:
@@ -216,17 +276,63 @@ class Engine:
         return sizes, epochs, np.int32(len(rungs))
 
     def compiled(self, trainable, hparams):
-        """The compiled program for this geometry (AOT: lower + compile, timed and counted)."""
+        """The compiled program for this geometry (AOT, timed and counted): a callable of
+        ``(trainable, hparams, sizes, epochs, num_rungs)``."""
         leaves, treedef = jax.tree.flatten((trainable, hparams))
         key = (treedef, tuple((np.shape(x), np.asarray(x).dtype if not hasattr(x, "dtype") else x.dtype) for x in leaves))
         if key not in self._compiled:
-            sizes = np.zeros(self.max_rungs, np.int32)
             t0 = time.perf_counter()
-            lowered = self._jitted.lower(trainable, hparams, sizes, sizes, np.int32(1))
-            self._compiled[key] = lowered.compile()
+            self._compiled[key] = self._build(trainable, hparams)
             self.stats.count += 1
             self.stats.seconds += time.perf_counter() - t0
         return self._compiled[key]
+
+    def _program_file(self, trainable, hparams) -> pathlib.Path | None:
+        """Where the lowered program of this geometry is kept, or None (cache off, or a trainable that does
+        not describe its static configuration with ``program_key()``: a user's functions could change
+        without anything here noticing)."""
+        folder = cache.active_dir()
+        describe = getattr(trainable, "program_key", None)
+        if folder is None or describe is None:
+            return None
+        sig = lambda tree: [[list(np.shape(x)), str(np.asarray(x).dtype if not hasattr(x, "dtype") else x.dtype)]
+                            for x in jax.tree.leaves(tree)]
+        text = json.dumps([source_digest(), describe(), sig(trainable), sorted(hparams), sig(dict(hparams)),
+                           self.capacity, self.chunk, self.max_rungs, self.max_epochs,
+                           None if self.mesh is None else self.mesh.size, jax.default_backend()])
+        return pathlib.Path(folder) / "programs" / f"{hashlib.sha256(text.encode()).hexdigest()[:40]}.jaxexport"
+
+    def _build(self, trainable, hparams):
+        sizes = np.zeros(self.max_rungs, np.int32)
+        path = self._program_file(trainable, hparams)
+        if path is None:
+            return self._jitted.lower(trainable, hparams, sizes, sizes, np.int32(1)).compile()
+        # Through jax.export: the first run serialises the lowered program; later runs (other processes)
+        # deserialise it instead of tracing and lowering vtune's Python (seconds on a 2-core CPU), and
+        # JAX's persistent cache then serves the executable of the identical module.
+        leaves, treedef = jax.tree.flatten((trainable, hparams))
+        exported = None
+        if path.is_file():
+            try:
+                exported = jax.export.deserialize(bytearray(path.read_bytes()))
+                self.stats.loaded += 1
+            except Exception:  # noqa: BLE001 — a damaged or foreign file is rebuilt, never trusted
+                exported = None
+        if exported is None:
+            def flat_program(*args):
+                tr, hp = jax.tree.unflatten(treedef, args[:-3])
+                return bracket_program(tr, hp, *args[-3:], capacity=self.capacity, chunk=self.chunk,
+                                       max_rungs=self.max_rungs, max_epochs=self.max_epochs, mesh=self.mesh)
+
+            specs = [jax.ShapeDtypeStruct(np.shape(x), x.dtype if hasattr(x, "dtype") else np.asarray(x).dtype)
+                     for x in leaves]
+            plan = [jax.ShapeDtypeStruct(sizes.shape, np.int32)] * 2 + [jax.ShapeDtypeStruct((), np.int32)]
+            exported = jax.export.export(jax.jit(flat_program))(*specs, *plan)
+            io.write_bytes(path, exported.serialize())
+        # A program exported for several devices runs with its inputs placed on all of them (replicated).
+        placed = {} if self.mesh is None else {"in_shardings": NamedSharding(self.mesh, PartitionSpec())}
+        program = jax.jit(exported.call, **placed).lower(*leaves, sizes, sizes, np.int32(1)).compile()
+        return lambda tr, hp, *plan: program(*jax.tree.leaves((tr, hp)), *plan)
 
     def run(self, trainable, hparams: Mapping[str, Any], bracket: Bracket) -> dict:
         """Run one bracket on ``hparams`` (``capacity`` rows, already padded); returns numpy results."""

@@ -54,3 +54,18 @@ def score(task: str, out, y):
         r2 = 1.0 - ss_res / jnp.where(ss_tot > 0, ss_tot, 1.0)
         return jnp.mean(r2)
     raise ValueError(f"unknown task {task!r}")
+
+
+def task_loss(task: str, out, y, *, reduce: bool = True):
+    """The task's reference loss, the same for every member whatever loss it trains with: softmax
+    cross-entropy (classification), sigmoid cross-entropy (binary) or mean squared error (regression).
+    Selection uses it to break ties between equal validation scores. ``reduce=False`` gives one per row."""
+    if task == "classification":
+        rows = optax.softmax_cross_entropy_with_integer_labels(out, y)
+    elif task == "binary":
+        rows = optax.sigmoid_binary_cross_entropy(out[:, 0], y.astype(out.dtype))
+    elif task == "regression":
+        rows = jnp.mean((out - y) ** 2, axis=-1)
+    else:
+        raise ValueError(f"unknown task {task!r}")
+    return jnp.mean(rows) if reduce else rows

@@ -19,23 +19,28 @@ def total_memory_bytes() -> int:
         return 8 << 30
 
 
-def estimate_bytes(trainable, capacity: int, chunk: int) -> dict:
-    """Estimated bytes: ``resident`` (all slots' state), ``working`` (one chunk's step and validation)."""
+def estimate_bytes(trainable, capacity: int, chunk: int, devices: int = 1) -> dict:
+    """Estimated bytes: ``resident`` (all slots' state), ``working`` (one chunk's step and validation).
+
+    With ``devices`` > 1 the population's state is replicated on every device and the data too; CPU
+    devices (one per core, see :mod:`vtune.devices`) all live in the same RAM, so the copies add up.
+    """
     p = trainable.layout.num_params
     buffers = 1 + 3 + (1 if trainable.accumulate else 0) + (1 if trainable.restore_best else 0)
-    resident = 4 * capacity * p * buffers * 2  # x2: the program carries state and its permuted copy
+    resident = 4 * capacity * p * buffers * 2 * devices  # x2: the program carries state and its permuted copy
     w = trainable.max_units
     acts = trainable.micro_batch * w * trainable.max_layers * 6  # activations, masks, grads of one step
     n_val = min(int(trainable.x_val.shape[0]), trainable.eval_block)
     working = 4 * chunk * (acts + n_val * w * 2 + 2 * p)
-    data = 4 * (trainable.x_train.size + trainable.x_val.size + trainable.y_train.size + trainable.y_val.size)
+    data = 4 * devices * (trainable.x_train.size + trainable.x_val.size + trainable.y_train.size
+                          + trainable.y_val.size)
     return {"resident": resident, "working": working, "data": data, "total": resident + working + data}
 
 
-def check_memory(trainable, capacity: int, chunk: int, *, limit_gb: float | None = None) -> dict:
+def check_memory(trainable, capacity: int, chunk: int, *, limit_gb: float | None = None, devices: int = 1) -> dict:
     """Raise ``MemoryError``-style ``ValueError`` when the estimate exceeds the limit (75% of RAM by default)."""
     limit = int(limit_gb * (1 << 30)) if limit_gb is not None else int(0.75 * total_memory_bytes())
-    est = estimate_bytes(trainable, capacity, chunk)
+    est = estimate_bytes(trainable, capacity, chunk, devices)
     if est["total"] > limit:
         raise ValueError(
             f"this search needs about {est['total'] / (1 << 30):.2f} GiB ({capacity} members × "

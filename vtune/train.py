@@ -21,6 +21,8 @@ Divergence. A member whose loss turns NaN/inf is frozen (no further updates), fl
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from typing import Any, Mapping, NamedTuple, Sequence
 
 import jax
@@ -29,7 +31,7 @@ import numpy as np
 from flax import struct
 
 from vtune import hparams as hpmod
-from vtune.losses import LOSS_IDS, loss_fn, score as score_fn
+from vtune.losses import LOSS_IDS, loss_fn, score as score_fn, task_loss
 from vtune.engine import epoch_loop
 from vtune.model import (ACTIVATION_IDS, INIT_IDS, Layout, dropout_key, expand_into, forward, init_member,
                           init_population_host, shrink, weight_mask)
@@ -61,12 +63,20 @@ class MemberState(NamedTuple):
     acc: Any  # summed micro-batch gradients (None when no member accumulates)
     best_params: Any  # params at the best validation score (None without restore_best)
     best_score: jnp.ndarray  # float32
+    best_loss: jnp.ndarray  # float32: validation loss at the best epoch (the tie-break; +inf before any)
     bad_epochs: jnp.ndarray  # int32: epochs since the last improvement
     stopped: jnp.ndarray  # bool: early-stopped
     diverged: jnp.ndarray  # bool: loss became NaN/inf
     epochs: jnp.ndarray  # int32: epochs trained
     last_score: jnp.ndarray  # float32: validation score after the latest epoch (NaN if diverged)
+    last_loss: jnp.ndarray  # float32: validation loss after the latest epoch
     hp: Mapping[str, jnp.ndarray]
+
+
+# The engine keeps lowered bracket programs with ``jax.export`` (see vtune.engine); their outputs hold
+# these named tuples, which export serialises only under registered names.
+jax.export.register_namedtuple_serialization(MemberState, serialized_name="vtune.train.MemberState")
+jax.export.register_namedtuple_serialization(PopulationOptState, serialized_name="vtune.optim.PopulationOptState")
 
 
 def encode_hparams(configs: Sequence[Mapping[str, Any]], *, task: str, max_layers: int, micro_batch: int,
@@ -179,6 +189,12 @@ class MLPTrainable(struct.PyTreeNode):
                 sorted(int(w) for w in width_tiers if int(w) < int(max_units))),
         )
 
+    def program_key(self) -> str:
+        """The static fields, as text: with the array shapes they fix the compiled program (the engine's
+        export cache keys on it)."""
+        return json.dumps({f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                           if not f.metadata.get("pytree_node", True)}, sort_keys=True, default=list)
+
     # ----------------------------------------------------------------------------------- geometry
     @property
     def micro_steps(self) -> int:
@@ -218,11 +234,13 @@ class MLPTrainable(struct.PyTreeNode):
             acc=zeros if self.accumulate else None,
             best_params=params if self.restore_best else None,
             best_score=jnp.float32(-jnp.inf),
+            best_loss=jnp.float32(jnp.inf),
             bad_epochs=jnp.int32(0),
             stopped=jnp.bool_(False),
             diverged=jnp.bool_(False),
             epochs=jnp.int32(0),
             last_score=jnp.float32(jnp.nan),
+            last_loss=jnp.float32(jnp.nan),
             hp=hp,
         )
 
@@ -297,8 +315,8 @@ class MLPTrainable(struct.PyTreeNode):
             return st, None
 
         state, _ = jax.lax.scan(body, state, jnp.arange(self.micro_steps, dtype=jnp.int32))
-        scores = self.validate(state.params, state.hp)
-        return self._after_epoch(state, scores)
+        scores, losses = self.validate_with_loss(state.params, state.hp)
+        return self._after_epoch(state, scores, losses)
 
     # ----------------------------------------------------------------------------------- width tiers
     def train_epochs(self, state: MemberState, first, count, carry, on_epoch):
@@ -354,19 +372,30 @@ class MLPTrainable(struct.PyTreeNode):
         full = self.layout
         return self._map_buffers(jax.vmap(lambda x, p: expand_into(x, p, full, small)), part, state, part)
 
-    def _after_epoch(self, state: MemberState, scores):
+    def _after_epoch(self, state: MemberState, scores, losses):
+        """Early-stopping bookkeeping after an epoch.
+
+        An epoch *improves* on the best when its score beats the best by more than ``min_delta``, or equals
+        the best exactly with a lower validation loss. Accuracy on a few hundred validation rows moves in
+        steps of 1/N_val, so exact ties are common; the loss breaks them in favour of the more confident
+        (lower cross-entropy) weights, for the restore point as for selection (see :meth:`tiebreak`).
+        """
         diverged = state.diverged | ~jnp.isfinite(scores)
         scores = jnp.where(diverged, jnp.nan, scores)
-        improved = ~diverged & (scores > state.best_score + state.hp["min_delta"])
+        losses = jnp.where(diverged | ~jnp.isfinite(losses), jnp.inf, losses)
+        improved = ~diverged & ((scores > state.best_score + state.hp["min_delta"])
+                                | ((scores == state.best_score) & (losses < state.best_loss)))
         best_score = jnp.where(improved, scores, state.best_score)
+        best_loss = jnp.where(improved, losses, state.best_loss)
         best_params = state.best_params
         if self.restore_best:
             best_params = jnp.where(improved[:, None], state.params, state.best_params)
         bad = jnp.where(improved, 0, state.bad_epochs + 1)
         patience = state.hp["patience"]
         stopped = state.stopped | ((patience > 0) & (bad >= patience))
-        state = state._replace(best_params=best_params, best_score=best_score, bad_epochs=bad, stopped=stopped,
-                               diverged=diverged, epochs=state.epochs + 1, last_score=scores)
+        state = state._replace(best_params=best_params, best_score=best_score, best_loss=best_loss,
+                               bad_epochs=bad, stopped=stopped, diverged=diverged, epochs=state.epochs + 1,
+                               last_score=scores, last_loss=losses)
         return state, scores
 
     def score(self, state: MemberState) -> jnp.ndarray:
@@ -374,36 +403,60 @@ class MLPTrainable(struct.PyTreeNode):
         s = state.best_score if self.restore_best else state.last_score
         return jnp.where(state.diverged | ~jnp.isfinite(s), -jnp.inf, s)
 
+    def cost(self, state: MemberState) -> jnp.ndarray:
+        """Relative cost of an epoch ``[P]``: multiply-adds per row of each member's true architecture. The
+        engine pairs members of similar cost in a chunk, so that no device waits long for another."""
+        hp = state.hp
+        live = jnp.arange(self.max_layers)[None, :] < hp["num_layers"][:, None]
+        units = jnp.where(live, hp["units"], 0).astype(jnp.float32)
+        widths = jnp.concatenate([jnp.full_like(units[:, :1], self.num_features), units], axis=1)
+        hidden = jnp.sum(widths[:, :-1] * widths[:, 1:], axis=1)
+        last = jnp.take_along_axis(widths, jnp.clip(hp["num_layers"], 0, self.max_layers)[:, None], axis=1)[:, 0]
+        return hidden + last * self.num_outputs
+
+    def tiebreak(self, state: MemberState) -> jnp.ndarray:
+        """Secondary selection key ``[P]`` (higher is better): minus the validation loss of the weights that
+        :meth:`score` describes. Members with equal scores are ranked by it before the trial id."""
+        loss = state.best_loss if self.restore_best else state.last_loss
+        return jnp.where(state.diverged | ~jnp.isfinite(loss), -jnp.inf, -loss)
+
     # ----------------------------------------------------------------------------------- evaluation
     def validate(self, params, hp) -> jnp.ndarray:
         """Validation scores ``[P]`` of stacked ``params``."""
-        return jax.vmap(lambda p, h: self.evaluate_member(p, h, self.x_val, self.y_val))(params, hp)
+        return self.validate_with_loss(params, hp)[0]
 
-    def evaluate_member(self, params, hp, x, y) -> jnp.ndarray:
-        """Score (accuracy or R²) of one member on ``x [N, D]``, ``y``; evaluated in row blocks."""
+    def validate_with_loss(self, params, hp):
+        """Validation ``(scores [P], losses [P])`` of stacked ``params`` (losses: :func:`task_loss`)."""
+        return jax.vmap(lambda p, h: self.evaluate_member(p, h, self.x_val, self.y_val, with_loss=True))(params, hp)
+
+    def evaluate_member(self, params, hp, x, y, *, with_loss: bool = False):
+        """Score (accuracy or R²) of one member on ``x [N, D]``, ``y``, evaluated in row blocks; with
+        ``with_loss`` also the task's reference loss (:func:`vtune.losses.task_loss`), as ``(score, loss)``."""
         n = x.shape[0]
         block = min(self.eval_block, n)
-        if n <= block:
-            out = forward(params, hp, x, self.layout, activations=self.activations)
-            return score_fn(self.task, out, y)
-        if self.task == "regression":
-            out = jax.lax.map(lambda xb: forward(params, hp, xb, self.layout, activations=self.activations),
-                              x, batch_size=block)
-            return score_fn(self.task, out, y)
+        fwd = lambda xb: forward(params, hp, xb, self.layout, activations=self.activations)
         num_blocks = -(-n // block)
         pad = num_blocks * block - n
         xp = jnp.pad(x, ((0, pad), (0, 0))).reshape(num_blocks, block, -1)
+        if n <= block or self.task == "regression":
+            # R² needs every output at once: compute them block by block, then score the [N, T] whole.
+            out = fwd(x) if n <= block else jax.lax.map(fwd, xp).reshape(num_blocks * block, -1)[:n]
+            s = score_fn(self.task, out, y)
+            return (s, task_loss(self.task, out, y)) if with_loss else s
         yp = jnp.pad(y, (0, pad)).reshape(num_blocks, block)
         valid = (jnp.arange(num_blocks * block) < n).reshape(num_blocks, block)
 
-        def body(total, args):
+        def body(totals, args):
+            correct, loss = totals
             xb, yb, vb = args
-            out = forward(params, hp, xb, self.layout, activations=self.activations)
+            out = fwd(xb)
             pred = jnp.argmax(out, -1) if self.task == "classification" else (out[:, 0] > 0).astype(jnp.int32)
-            return total + jnp.sum((pred == yb) & vb), None
+            rows = task_loss(self.task, out, yb, reduce=False)
+            return (correct + jnp.sum((pred == yb) & vb), loss + jnp.sum(jnp.where(vb, rows, 0.0))), None
 
-        correct, _ = jax.lax.scan(body, jnp.int32(0), (xp, yp, valid))
-        return correct.astype(jnp.float32) / n
+        (correct, loss), _ = jax.lax.scan(body, (jnp.int32(0), jnp.float32(0.0)), (xp, yp, valid))
+        s = correct.astype(jnp.float32) / n
+        return (s, loss / n) if with_loss else s
 
     def export(self, member: MemberState):
         """``(params, hp)`` of one member's model: its best weights under restore_best, else the latest."""

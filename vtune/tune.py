@@ -294,7 +294,8 @@ def tune(space=None, data="digits", *, strategy: str | Strategy = "hyperband", s
     if setup.kind == "mlp":
         from vtune.memory import check_memory
 
-        check_memory(setup.trainable, engine.capacity, engine.chunk, limit_gb=max_memory_gb)
+        check_memory(setup.trainable, engine.capacity, engine.chunk, limit_gb=max_memory_gb,
+                     devices=1 if engine.mesh is None else engine.mesh.size)
     planned = sum(s.model_epochs for s in stages)
     # The chunk size is not part of the fingerprint: it never changes the numbers, so a search started on
     # one machine may resume on another.
@@ -321,11 +322,12 @@ def tune(space=None, data="digits", *, strategy: str | Strategy = "hyperband", s
             out_np = engine.run(setup.trainable, hp, bracket)
             model_epochs += int(out_np["model_epochs"])
             trials_done = trials_done + _trial_records(out_np, configs, index, bracket, len(trials_done))
-            score = float(out_np["best_score"])
-            if best is None or score > best["score"]:
+            score, tiebreak = float(out_np["best_score"]), float(out_np["best_tiebreak"])
+            # An earlier stage keeps the lead on an exact tie of (score, tie-break).
+            if best is None or (score, tiebreak) > (best["score"], best.get("tiebreak", -math.inf)):
                 member = out_np["best_member"]
-                best = {"score": score, "stage": index, "trial": len(trials_done) - len(configs)
-                        + int(out_np["best_trial"]), "member": member}
+                best = {"score": score, "tiebreak": tiebreak, "stage": index, "trial": len(trials_done)
+                        - len(configs) + int(out_np["best_trial"]), "member": member}
             if math.isfinite(best["score"]):
                 display.set_best(best["score"])
             display.advance(bracket.model_epochs)
