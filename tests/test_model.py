@@ -12,8 +12,8 @@ import pytest
 
 from reference_mlp import EPOCHS, MICRO_BATCH, run_population, small_digits
 from vtune import rng
-from vtune.hparams import complete_config
-from vtune.model import INIT_IDS, Layout, dropout_scale, init_weight, unflatten
+from vtune.hparams import ACTIVATIONS, complete_config
+from vtune.model import ACTIVATION_IDS, INIT_IDS, Layout, activate, dropout_scale, init_weight, unflatten
 from vtune.train import MLPTrainable, encode_hparams
 
 MAX_LAYERS, MAX_UNITS = 3, 32
@@ -189,6 +189,56 @@ def test_dropout_mask_rate_and_prefix(rate):
         assert abs(agree - (keep**2 + rate**2)) < 0.02, agree
     else:
         assert np.all(big == 1.0)
+
+
+def _cond_count(fn, *args) -> int:
+    """How many ``cond`` a traced ``fn(*args)`` contains (nested ones included)."""
+    return str(jax.make_jaxpr(fn)(*args)).count("cond[")
+
+
+def test_dropout_mask_is_the_hash_alone_and_in_a_population():
+    # A member alone (scalar rate) gets its mask from a conditional that skips the hash at rate 0; a
+    # population selects. Both are exactly "keep where the hash's uniform is below 1 - rate".
+    key = rng.combine(jnp.uint32(5), 9)
+    rates = jnp.array([0.0, 0.1, 0.5, 0.8], jnp.float32)
+
+    def by_definition(rate):
+        keep = 1.0 - rate
+        return jnp.where(rng.uniform(key, 64, 48) < keep, 1.0 / keep, 0.0)
+
+    def mask(rate):
+        return dropout_scale(key, rate, 64, 48)
+
+    want = np.stack([np.asarray(jax.jit(by_definition)(r)) for r in rates])
+    np.testing.assert_array_equal(np.stack([np.asarray(jax.jit(mask)(r)) for r in rates]), want)
+    np.testing.assert_array_equal(np.asarray(jax.jit(jax.vmap(mask))(rates)), want)
+    assert _cond_count(mask, rates[1]) == 1 and _cond_count(jax.vmap(mask), rates) == 0
+
+
+# ---------------------------------------------------------------------------------- activations
+@pytest.mark.parametrize("name", ACTIVATIONS)
+def test_activation_alone_and_in_a_population_has_the_value_and_gradient_of_its_function(name):
+    # Alone (scalar id) the activation is a conditional, differentiated through; in a population a select.
+    # Both give exactly the values and gradient of the activation called directly (the only one allowed).
+    z = jnp.linspace(-2.7, 3.1, 8 * 12, dtype=jnp.float32).reshape(8, 12)
+
+    def value_and_grad(z, act_id, activations=ACTIVATIONS):
+        y, pullback = jax.vjp(lambda z: activate(z, act_id, activations), z)
+        return y, pullback(jnp.cos(y))[0]  # the gradient of sum(sin(y)): more than f'(z)
+
+    act_id = jnp.int32(ACTIVATION_IDS[name])
+    ids = jnp.array([ACTIVATION_IDS[n] for n in ACTIVATIONS], jnp.int32)
+    want = jax.jit(value_and_grad, static_argnums=2)(z, act_id, (name,))
+    alone = jax.jit(value_and_grad)(z, act_id)
+    population = jax.jit(jax.vmap(value_and_grad, in_axes=(None, 0)))(z, ids)
+    i = ACTIVATIONS.index(name)
+    for got in (alone, jax.tree.map(lambda x: x[i], population)):
+        np.testing.assert_array_equal(got[0], want[0])
+        np.testing.assert_array_equal(got[1], want[1])
+    # A forward and a backward conditional alone; none in a population, nor with one activation allowed.
+    assert _cond_count(value_and_grad, z, act_id) == 2
+    assert _cond_count(jax.vmap(value_and_grad, in_axes=(None, 0)), z, ids) == 0
+    assert _cond_count(lambda z: value_and_grad(z, act_id, (name,)), z) == 0
 
 
 # ------------------------------------------------------------------------------------ restore point and ties

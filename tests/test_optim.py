@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from jax.extend.core import ClosedJaxpr, Jaxpr
 
 from vtune.hparams import OPTIMIZERS
 from vtune.optim import OPTIMIZER_IDS, init_state_for, population_optimizer, reference_optax
@@ -77,18 +78,21 @@ def _decay_mask(params):
 
 
 # ---------------------------------------------------------------------------------- both sides
-def _population_trajectory(problem: str, weight_decay: float):
-    """All ten rules as one vmapped population (one member each): params after every step."""
+def _population_hparams(weight_decay: float) -> dict:
     names = list(OPTIMIZERS)
     hps = {k: jnp.array([_hp(n, weight_decay)[k] for n in names], jnp.float32)
            for k in ("learning_rate", "momentum", "beta2", "rho", "eps", "weight_decay")}
     hps["optimizer"] = jnp.array([OPTIMIZER_IDS[n] for n in names], jnp.int32)
-    return _population_program(problem)(hps)
+    return hps
 
 
-@functools.lru_cache(maxsize=None)
-def _population_program(problem: str):
-    """The jitted population of one problem (weight decay and every knob are data: one compile)."""
+def _population_trajectory(problem: str, weight_decay: float):
+    """All ten rules as one vmapped population (one member each): params after every step."""
+    return _population_program(problem)(_population_hparams(weight_decay))
+
+
+def _member(problem: str):
+    """One member's trajectory (params after every step) as a function of its hyperparameters."""
     loss, init = PROBLEMS[problem]
     params0 = init()
     opt = population_optimizer(decay_mask=_decay_mask(params0))
@@ -106,7 +110,34 @@ def _population_program(problem: str):
 
         return jax.lax.scan(step, (params, state), None, length=STEPS)[1]
 
-    return jax.jit(jax.vmap(member))  # leaves [P, STEPS, ...]
+    return member
+
+
+@functools.lru_cache(maxsize=None)
+def _population_program(problem: str):
+    """The jitted population of one problem (weight decay and every knob are data: one compile)."""
+    return jax.jit(jax.vmap(_member(problem)))  # leaves [P, STEPS, ...]
+
+
+@functools.lru_cache(maxsize=None)
+def _alone_program(problem: str):
+    """The same members one after another (``lax.map``): each optimizer id is a scalar, so the update is a
+    real conditional that runs only the member's rule (the CPU engine's path)."""
+    return jax.jit(lambda hps: jax.lax.map(_member(problem), hps))
+
+
+def _cond_branches(jaxpr) -> list[int]:
+    """The branch count of every ``cond`` in ``jaxpr`` (a Jaxpr or ClosedJaxpr), nested ones included."""
+    jaxpr = jaxpr.jaxpr if isinstance(jaxpr, ClosedJaxpr) else jaxpr
+    found = []
+    for eqn in jaxpr.eqns:
+        if eqn.primitive.name == "cond":
+            found.append(len(eqn.params["branches"]))
+        for value in eqn.params.values():
+            for sub in value if isinstance(value, (tuple, list)) else (value,):
+                if isinstance(sub, (ClosedJaxpr, Jaxpr)):
+                    found += _cond_branches(sub)
+    return found
 
 
 def _plain_optax(name: str, lr, hp: dict, mask) -> optax.GradientTransformation:
@@ -163,13 +194,14 @@ def _optax_program(problem: str):
 def trajectories(request):
     problem, weight_decay = request.param
     loss, init = PROBLEMS[problem]
-    return (problem, loss, init(), weight_decay, _population_trajectory(problem, weight_decay),
+    alone = _alone_program(problem)(_population_hparams(weight_decay))
+    return (problem, loss, init(), weight_decay, _population_trajectory(problem, weight_decay), alone,
             _optax_program(problem)(jnp.float32(weight_decay)))
 
 
 @pytest.mark.parametrize("name", OPTIMIZERS)
 def test_member_rule_equals_plain_optax(trajectories, name):
-    problem, loss, params0, weight_decay, population, (plain, ref) = trajectories
+    problem, loss, params0, weight_decay, population, alone, (plain, ref) = trajectories
     i = OPTIMIZERS.index(name)
     ours = jax.tree.map(lambda x: x[i], population)
     # The quadratic's gradients are the same arithmetic on both sides; the MLP's come from differently
@@ -179,6 +211,9 @@ def test_member_rule_equals_plain_optax(trajectories, name):
     for key in params0:
         np.testing.assert_allclose(ours[key], plain[name][key], rtol=rtol, atol=atol,
                                    err_msg=f"{name}, {key}, weight_decay={weight_decay}")
+        # The member alone (its rule's branch of the conditional) follows the same path.
+        np.testing.assert_allclose(alone[key][i], plain[name][key], rtol=rtol, atol=atol,
+                                   err_msg=f"{name} alone, {key}, weight_decay={weight_decay}")
         # vtune.optim.reference_optax (which the training tests use) is that same optimizer.
         np.testing.assert_array_equal(ref[name][key], plain[name][key], err_msg=f"reference_optax({name!r})")
     # The rule did something: the loss moved, and weight decay changed the trajectory when on.
@@ -207,6 +242,31 @@ def test_restricted_rule_set_matches_the_full_superset():
     u_only, _ = only.update(grads, init_state_for(only, params0, hp["optimizer"]), params0, hparams=hp,
                             learning_rate=0.1)
     jax.tree.map(np.testing.assert_array_equal, u_full, u_only)
+
+
+def test_a_member_alone_runs_only_its_own_rule():
+    # Unbatched, the optimizer id is a scalar: the update of each leaf is one ``cond`` over the allowed rules
+    # (only the member's branch runs). Under vmap it is a select over every rule; with one rule, no choice.
+    params0 = _quadratic_init()
+    grads = jax.grad(quadratic)(params0)
+    hp = {k: jnp.float32(v) for k, v in _hp("adam", 0.01).items()}
+    hp["optimizer"] = jnp.int32(OPTIMIZER_IDS["adam"])
+
+    def cond_branches(optimizers, batched=False):
+        opt = population_optimizer(optimizers=optimizers, decay_mask=_decay_mask(params0))
+
+        def update(hp):
+            state = init_state_for(opt, params0, hp["optimizer"])
+            return opt.update(grads, state, params0, hparams=hp, learning_rate=0.1)
+
+        if batched:
+            return _cond_branches(jax.make_jaxpr(jax.vmap(update))(jax.tree.map(lambda x: x[None], hp)))
+        return _cond_branches(jax.make_jaxpr(update)(hp))
+
+    assert cond_branches(OPTIMIZERS) == [len(OPTIMIZERS)] * len(params0)
+    assert cond_branches(("momentum", "adam")) == [2] * len(params0)
+    assert cond_branches(("adam",)) == []
+    assert cond_branches(OPTIMIZERS, batched=True) == []
 
 
 def test_unknown_rule_is_rejected():

@@ -125,3 +125,18 @@ def test_new_parameter_values_do_not_retrace():
         value = lr_at(jnp.float32(0.7 * i), hp)
         assert float(value) == pytest.approx(float(schedule_value(name, jnp.float32(0.7 * i), hp)), rel=1e-6)
     assert lr_at._cache_size() == 1
+
+
+def test_a_member_alone_evaluates_only_its_own_schedule():
+    # A scalar schedule id picks one branch of a conditional; a population's ids select over every formula;
+    # with one schedule allowed there is nothing to choose.
+    t = jnp.float32(1.5)
+    hp = _hp("cosine", {})
+    population = {k: v[None] for k, v in hp.items()}
+    assert str(jax.make_jaxpr(learning_rate)(t, hp)).count("cond[") == 1
+    assert "cond[" not in str(jax.make_jaxpr(jax.vmap(learning_rate, in_axes=(None, 0)))(t, population))
+    assert "cond[" not in str(jax.make_jaxpr(lambda t, hp: learning_rate(t, hp, schedules=("cosine",)))(t, hp))
+    formula = jax.jit(schedule_value, static_argnums=0)
+    for name in SCHEDULES:
+        hp = _hp(name, {})
+        np.testing.assert_array_equal(jax.jit(learning_rate)(t, hp), formula(name, t, hp), err_msg=name)

@@ -12,6 +12,7 @@ from typing import Sequence
 import jax.numpy as jnp
 import optax
 
+from vtune.choose import choose
 from vtune.hparams import LOSSES
 
 LOSS_IDS = {name: i for i, name in enumerate(LOSSES)}
@@ -35,11 +36,7 @@ def loss_value(name: str, out, y, huber_delta):
 
 def loss_fn(out, y, loss_id, huber_delta, *, losses: Sequence[str]):
     """Mean loss of the member's own ``loss_id``; only the static ``losses`` are built."""
-    result = None
-    for name in losses:
-        value = loss_value(name, out, y, huber_delta)
-        result = value if result is None else jnp.where(loss_id == LOSS_IDS[name], value, result)
-    return result
+    return choose(loss_id, LOSS_IDS, losses, lambda name: lambda out, y: loss_value(name, out, y, huber_delta), out, y)
 
 
 def score(task: str, out, y):

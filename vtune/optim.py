@@ -5,7 +5,8 @@ Under ``vmap`` a ``lax.switch`` over ten optax optimizers runs all ten for every
 states (Adam alone keeps two moments): about eleven parameter-sized buffers per member. Instead this
 module writes the ten update rules as one *superset* rule over three buffers — ``m`` (momentum trace or
 first moment), ``v`` (second moment, squared-gradient sum or running average), ``w`` (Adadelta's running
-average of squared updates) — and each member's ``optimizer`` id selects which formula's result it keeps.
+average of squared updates) — and each member's ``optimizer`` id picks its formula with
+:func:`vtune.choose.choose`: one member alone runs only its own rule, a vmapped population selects.
 The arithmetic of each branch is written exactly as optax writes it (same operation order), and the tests
 check each optimizer against plain optax, step by step.
 
@@ -27,6 +28,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from vtune.choose import choose
 from vtune.hparams import OPTIMIZERS
 
 OPTIMIZER_IDS = {name: i for i, name in enumerate(OPTIMIZERS)}
@@ -113,25 +115,21 @@ def population_optimizer(
         return PopulationOptState(count=jnp.zeros([], jnp.int32), m=zeros, v=zeros, w=zeros)
 
     def update_fn(grads, state, params=None, *, hparams: Mapping[str, Any], learning_rate):
-        opt_id = hparams["optimizer"]
         count_inc = optax.safe_increment(state.count)
         mask = decay_mask if decay_mask is not None else jax.tree.map(lambda _: True, params)
         lam = hparams["weight_decay"]
-        is_adamw = opt_id == OPTIMIZER_IDS["adamw"]
 
         def leaf(g, p, m, v, w, decay):
             decay_f = jnp.asarray(decay, g.dtype)
-            # L2 penalty for every rule but adamw (whose decay is decoupled, inside its branch).
-            g = jnp.where(is_adamw, g, g + lam * p * decay_f)
-            out = None
-            for name in optimizers:
-                res = _leaf_update(name, g, p, m, v, w, count_inc, hparams, decay_f)
-                if out is None:
-                    out = res
-                else:
-                    sel = opt_id == OPTIMIZER_IDS[name]
-                    out = tuple(jnp.where(sel, a, b) for a, b in zip(res, out))
-            d, m, v, w = out
+
+            def rule(name):
+                def run(g, p, m, v, w):
+                    if name != "adamw":  # L2 penalty; adamw's decay is decoupled, inside its rule
+                        g = g + lam * p * decay_f
+                    return _leaf_update(name, g, p, m, v, w, count_inc, hparams, decay_f)
+                return run
+
+            d, m, v, w = choose(hparams["optimizer"], OPTIMIZER_IDS, optimizers, rule, g, p, m, v, w)
             return -learning_rate * d, m, v, w
 
         results = jax.tree.map(leaf, grads, params, state.m, state.v, state.w, mask)

@@ -3,8 +3,8 @@
 optax's schedule *constructors* branch in Python on their arguments, so they cannot take a traced,
 per-member value (a population where every member has its own decay rate). Here every schedule is one
 closed-form expression of the time ``t`` and the member's parameters, and the member's ``schedule`` id picks
-among them with ``jnp.where`` — under ``vmap`` every member evaluates the few scalar formulas, which costs
-nothing next to a matrix product.
+among them with :func:`vtune.choose.choose` — a member alone evaluates its own formula; under ``vmap`` every
+member evaluates the few scalar formulas, which costs nothing next to a matrix product.
 
 Time ``t`` counts **epochs** (updates applied / updates per epoch, a float), so that one schedule means
 the same thing for members with different batch sizes. The learning rate used for an update is the
@@ -27,6 +27,7 @@ from typing import Mapping, Sequence
 
 import jax.numpy as jnp
 
+from vtune.choose import choose
 from vtune.hparams import SCHEDULES
 
 SCHEDULE_IDS = {name: i for i, name in enumerate(SCHEDULES)}
@@ -84,8 +85,4 @@ def learning_rate(t, hp: Mapping[str, jnp.ndarray], *, schedules: Sequence[str] 
     >>> float(learning_rate(jnp.float32(1.0), hp, schedules=("inverse_time",)))
     0.05
     """
-    out = None
-    for name in schedules:
-        value = schedule_value(name, t, hp)
-        out = value if out is None else jnp.where(hp["schedule"] == SCHEDULE_IDS[name], value, out)
-    return out
+    return choose(hp["schedule"], SCHEDULE_IDS, schedules, lambda name: lambda t: schedule_value(name, t, hp), t)
