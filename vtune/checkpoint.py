@@ -54,7 +54,7 @@ class Checkpoint:
             "fingerprint": self.fingerprint,
             "stages_done": stages_done,
             "model_epochs": model_epochs,
-            "best": {"score": best["score"], "tiebreak": best.get("tiebreak", -math.inf), "stage": best["stage"],
+            "best": {"score": best["score"], "tiebreak": best["tiebreak"], "stage": best["stage"],
                      "trial": best["trial"]},
             "best_sha256": hashlib.sha256(blob).hexdigest(),
             "trials": trials,

@@ -216,6 +216,11 @@ class CompileStats:
     loaded: int = 0
 
 
+def _spec(x) -> jax.ShapeDtypeStruct:
+    """Shape and dtype of an array or a numpy/Python scalar."""
+    return jax.ShapeDtypeStruct(np.shape(x), x.dtype if hasattr(x, "dtype") else np.asarray(x).dtype)
+
+
 @functools.cache
 def source_digest() -> str:
     """Hash of vtune's own source files and the JAX version: a lowered program is reused only by the code
@@ -254,11 +259,9 @@ class Engine:
         self.max_epochs = int(max_epochs)
         self.stats = CompileStats()
         self._compiled: dict[Any, Any] = {}
-        self._jitted = jax.jit(
-            lambda tr, hp, sizes, epochs, num_rungs: bracket_program(
-                tr, hp, sizes, epochs, num_rungs, capacity=self.capacity, chunk=self.chunk,
-                max_rungs=self.max_rungs, max_epochs=self.max_epochs, mesh=self.mesh),
-        )
+        self._program = functools.partial(bracket_program, capacity=self.capacity, chunk=self.chunk,
+                                          max_rungs=self.max_rungs, max_epochs=self.max_epochs, mesh=self.mesh)
+        self._jitted = jax.jit(self._program)
 
     def plan_arrays(self, bracket: Bracket):
         """Rung sizes, cumulative epochs and rung count of ``bracket`` as int32 arrays."""
@@ -279,15 +282,16 @@ class Engine:
         """The compiled program for this geometry (AOT, timed and counted): a callable of
         ``(trainable, hparams, sizes, epochs, num_rungs)``."""
         leaves, treedef = jax.tree.flatten((trainable, hparams))
-        key = (treedef, tuple((np.shape(x), np.asarray(x).dtype if not hasattr(x, "dtype") else x.dtype) for x in leaves))
+        specs = tuple(_spec(x) for x in leaves)
+        key = (treedef, specs)
         if key not in self._compiled:
             t0 = time.perf_counter()
-            self._compiled[key] = self._build(trainable, hparams)
+            self._compiled[key] = self._build(trainable, hparams, leaves, treedef, specs)
             self.stats.count += 1
             self.stats.seconds += time.perf_counter() - t0
         return self._compiled[key]
 
-    def _program_file(self, trainable, hparams) -> pathlib.Path | None:
+    def _program_file(self, trainable, hparams, specs) -> pathlib.Path | None:
         """Where the lowered program of this geometry is kept, or None (cache off, or a trainable that does
         not describe its static configuration with ``program_key()``: a user's functions could change
         without anything here noticing)."""
@@ -295,22 +299,20 @@ class Engine:
         describe = getattr(trainable, "program_key", None)
         if folder is None or describe is None:
             return None
-        sig = lambda tree: [[list(np.shape(x)), str(np.asarray(x).dtype if not hasattr(x, "dtype") else x.dtype)]
-                            for x in jax.tree.leaves(tree)]
-        text = json.dumps([source_digest(), describe(), sig(trainable), sorted(hparams), sig(dict(hparams)),
+        text = json.dumps([source_digest(), describe(), sorted(hparams),
+                           [[list(spec.shape), str(spec.dtype)] for spec in specs],
                            self.capacity, self.chunk, self.max_rungs, self.max_epochs,
                            None if self.mesh is None else self.mesh.size, jax.default_backend()])
         return pathlib.Path(folder) / "programs" / f"{hashlib.sha256(text.encode()).hexdigest()[:40]}.jaxexport"
 
-    def _build(self, trainable, hparams):
+    def _build(self, trainable, hparams, leaves, treedef, specs):
         sizes = np.zeros(self.max_rungs, np.int32)
-        path = self._program_file(trainable, hparams)
+        path = self._program_file(trainable, hparams, specs)
         if path is None:
             return self._jitted.lower(trainable, hparams, sizes, sizes, np.int32(1)).compile()
         # Through jax.export: the first run serialises the lowered program; later runs (other processes)
         # deserialise it instead of tracing and lowering vtune's Python (seconds on a 2-core CPU), and
         # JAX's persistent cache then serves the executable of the identical module.
-        leaves, treedef = jax.tree.flatten((trainable, hparams))
         exported = None
         if path.is_file():
             try:
@@ -320,13 +322,9 @@ class Engine:
                 exported = None
         if exported is None:
             def flat_program(*args):
-                tr, hp = jax.tree.unflatten(treedef, args[:-3])
-                return bracket_program(tr, hp, *args[-3:], capacity=self.capacity, chunk=self.chunk,
-                                       max_rungs=self.max_rungs, max_epochs=self.max_epochs, mesh=self.mesh)
+                return self._program(*jax.tree.unflatten(treedef, args[:-3]), *args[-3:])
 
-            specs = [jax.ShapeDtypeStruct(np.shape(x), x.dtype if hasattr(x, "dtype") else np.asarray(x).dtype)
-                     for x in leaves]
-            plan = [jax.ShapeDtypeStruct(sizes.shape, np.int32)] * 2 + [jax.ShapeDtypeStruct((), np.int32)]
+            plan = [_spec(sizes)] * 2 + [_spec(np.int32(1))]
             exported = jax.export.export(jax.jit(flat_program))(*specs, *plan)
             io.write_bytes(path, exported.serialize())
         # A program exported for several devices runs with its inputs placed on all of them (replicated).

@@ -324,7 +324,7 @@ def tune(space=None, data="digits", *, strategy: str | Strategy = "hyperband", s
             trials_done = trials_done + _trial_records(out_np, configs, index, bracket, len(trials_done))
             score, tiebreak = float(out_np["best_score"]), float(out_np["best_tiebreak"])
             # An earlier stage keeps the lead on an exact tie of (score, tie-break).
-            if best is None or (score, tiebreak) > (best["score"], best.get("tiebreak", -math.inf)):
+            if best is None or (score, tiebreak) > (best["score"], best["tiebreak"]):
                 member = out_np["best_member"]
                 best = {"score": score, "tiebreak": tiebreak, "stage": index, "trial": len(trials_done)
                         - len(configs) + int(out_np["best_trial"]), "member": member}
