@@ -231,8 +231,9 @@ def dropout_key(seed, epoch, step):
 
 def forward(flat, hp: Mapping[str, jnp.ndarray], x, layout: Layout, *,
             activations: Sequence[str] = ACTIVATIONS, dropout_key=None):
-    """Outputs ``[B, C]`` of one member for inputs ``x [B, D]``; dropout when ``dropout_key`` is given."""
-    params = unflatten(flat, layout)
+    """Outputs ``[B, C]`` of one member for inputs ``x [B, D]``; dropout when ``dropout_key`` is given.
+    ``flat`` is the flat parameter vector or its :func:`unflatten` views."""
+    params = flat if isinstance(flat, Mapping) else unflatten(flat, layout)
     cols = jnp.arange(layout.max_units)
 
     def layer_fn(l, layer, h):

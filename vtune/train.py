@@ -34,7 +34,7 @@ from vtune import hparams as hpmod
 from vtune.losses import LOSS_IDS, loss_fn, score as score_fn, task_loss
 from vtune.engine import epoch_loop
 from vtune.model import (ACTIVATION_IDS, INIT_IDS, Layout, dropout_key, expand_into, forward, init_member,
-                          init_population_host, shrink, weight_mask)
+                          flatten, init_population_host, shrink, unflatten, weight_mask)
 from vtune.optim import OPTIMIZER_IDS, PopulationOptState, init_state_for, population_optimizer
 from vtune.schedules import SCHEDULE_IDS, learning_rate
 
@@ -253,7 +253,12 @@ class MLPTrainable(struct.PyTreeNode):
             out = forward(params, hp, xb, self.layout, activations=self.activations, dropout_key=dkey)
             return loss_fn(out, yb, hp["loss"], hp["huber_delta"], losses=self.losses)
 
-        loss, grads = jax.value_and_grad(loss_of)(st.params)
+        # Differentiate with respect to the per-layer views and concatenate their gradients once. The
+        # gradient of each slice of the flat vector would be a zero-padded full-length vector, all of them
+        # summed: eight full passes over the parameters per step (measured: a width-128 member alone went
+        # from 19.3 to 12.5 ms per epoch on digits with this change).
+        loss, grads = jax.value_and_grad(loss_of)(unflatten(st.params, self.layout))
+        grads = flatten(grads)
         k = hp["accum"]
         if self.accumulate:
             acc = jnp.where((j % k) == 0, grads, st.acc + grads)
@@ -427,6 +432,10 @@ class MLPTrainable(struct.PyTreeNode):
 
     def validate_with_loss(self, params, hp):
         """Validation ``(scores [P], losses [P])`` of stacked ``params`` (losses: :func:`task_loss`)."""
+        if params.shape[0] == 1:  # one member: unbatched, so ``cond`` skips its inactive layers
+            one = self.evaluate_member(params[0], jax.tree.map(lambda v: v[0], hp), self.x_val, self.y_val,
+                                       with_loss=True)
+            return jax.tree.map(lambda v: v[None], one)
         return jax.vmap(lambda p, h: self.evaluate_member(p, h, self.x_val, self.y_val, with_loss=True))(params, hp)
 
     def evaluate_member(self, params, hp, x, y, *, with_loss: bool = False):
