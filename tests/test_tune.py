@@ -500,12 +500,19 @@ def test_a_search_that_cannot_fit_is_refused_with_the_numbers():
 
 def test_memory_estimate_counts_every_device_copy():
     from vtune.memory import estimate_bytes
-    from vtune.train import MLPTrainable
+    from vtune.train import MLPTrainable, encode_hparams
 
     tr = MLPTrainable.create(vtune.load_dataset("xor"), max_layers=2, max_units=64, micro_batch=4)
     one, two = estimate_bytes(tr, 64, 2, 1), estimate_bytes(tr, 64, 2, 2)
     assert two["resident"] == 2 * one["resident"] and two["data"] == 2 * one["data"]
     assert one["resident"] == 4 * 64 * tr.layout.num_params * 6 * 2  # 6 buffers, state + permuted copy
+    # Only the optimizer buffers the allowed rules read are kept: SGD and momentum need one (m), not three.
+    lean = tr.replace(optimizers=("sgd", "momentum"))
+    assert estimate_bytes(lean, 64, 2, 1)["resident"] == 4 * 64 * tr.layout.num_params * 4 * 2
+    state = jax.eval_shape(lean.init, lean.host_init(encode_hparams(
+        [{"units": 8, "num_layers": 1, "batch_size": 4, "optimizer": "momentum"}], task="classification",
+        max_layers=2, micro_batch=4)))
+    assert state.opt.m is not None and state.opt.v is None and state.opt.w is None
 
 
 # ------------------------------------------------------------------------------------------ full digits run

@@ -1,6 +1,6 @@
 """Estimate a search's memory before it runs; refuse (with the numbers) what cannot fit.
 
-The engine keeps every slot's state resident (``capacity`` members: parameters, three optimizer buffers,
+The engine keeps every slot's state resident (``capacity`` members: parameters, up to three optimizer buffers,
 the gradient accumulator and the best-so-far copy) and trains ``chunk`` members at a time (activations
 and gradients of one micro-batch, and the validation pass). Chunking changes only the working set, never
 the numbers: members are independent, so training them in smaller chunks gives the same results.
@@ -9,6 +9,8 @@ the numbers: members are independent, so training them in smaller chunks gives t
 from __future__ import annotations
 
 import os
+
+from vtune.optim import buffers_used
 
 
 
@@ -26,7 +28,8 @@ def estimate_bytes(trainable, capacity: int, chunk: int, devices: int = 1) -> di
     devices (one per core, see :mod:`vtune.devices`) all live in the same RAM, so the copies add up.
     """
     p = trainable.layout.num_params
-    buffers = 1 + 3 + (1 if trainable.accumulate else 0) + (1 if trainable.restore_best else 0)
+    optim = sum(buffers_used(trainable.optimizers).values())
+    buffers = 1 + optim + (1 if trainable.accumulate else 0) + (1 if trainable.restore_best else 0)
     resident = 4 * capacity * p * buffers * 2 * devices  # x2: the program carries state and its permuted copy
     w = trainable.max_units
     acts = trainable.micro_batch * w * trainable.max_layers * 6  # activations, masks, grads of one step

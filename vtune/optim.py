@@ -39,9 +39,9 @@ class PopulationOptState(NamedTuple):
     """Superset optimizer state of one member (add a leading ``[P]`` axis for a population)."""
 
     count: jnp.ndarray  # int32 [] — updates applied so far
-    m: Any  # params-shaped: momentum trace / first moment
-    v: Any  # params-shaped: second moment / sum of squares / E[g²]
-    w: Any  # params-shaped: adadelta's E[Δx²]; zeros otherwise
+    m: Any  # params-shaped: momentum trace / first moment (None when no allowed rule has one)
+    v: Any  # params-shaped: second moment / sum of squares / E[g²] (None likewise)
+    w: Any  # params-shaped: adadelta's E[Δx²] (None unless adadelta is allowed)
 
 
 def _bias_correction(moment, decay, count):
@@ -93,7 +93,8 @@ def population_optimizer(
 
     ``update(grads, state, params, *, hparams, learning_rate)`` takes the member's hyperparameters as
     scalars (``optimizer`` id, ``momentum``, ``beta2``, ``rho``, ``eps``, ``weight_decay``) and the learning
-    rate of this update. ``optimizers`` (static) lists the rules that can occur, so only those are built.
+    rate of this update. ``optimizers`` (static) lists the rules that can occur, so only those are built, and
+    only the buffers they read exist (:func:`buffers_used`; the others are None).
 
     >>> import jax.numpy as jnp
     >>> opt = population_optimizer(optimizers=("sgd",))
@@ -108,11 +109,13 @@ def population_optimizer(
     for name in optimizers:
         if name not in OPTIMIZER_IDS:
             raise ValueError(f"unknown optimizer {name!r}; known: {', '.join(OPTIMIZERS)}")
+    uses = buffers_used(optimizers)
 
     def init_fn(params):
-        # Adagrad's accumulator starts at 0.1; the caller fixes it per member with ``reset_for``.
-        zeros = jax.tree.map(jnp.zeros_like, params)
-        return PopulationOptState(count=jnp.zeros([], jnp.int32), m=zeros, v=zeros, w=zeros)
+        # Adagrad's accumulator starts at 0.1; the caller fixes it per member with ``init_state_for``.
+        # A buffer no allowed rule reads is None: no memory, no copies, no pass over it per step.
+        zeros = lambda name: jax.tree.map(jnp.zeros_like, params) if uses[name] else None
+        return PopulationOptState(count=jnp.zeros([], jnp.int32), m=zeros("m"), v=zeros("v"), w=zeros("w"))
 
     def update_fn(grads, state, params=None, *, hparams: Mapping[str, Any], learning_rate):
         count_inc = optax.safe_increment(state.count)
@@ -132,13 +135,27 @@ def population_optimizer(
             d, m, v, w = choose(hparams["optimizer"], OPTIMIZER_IDS, optimizers, rule, g, p, m, v, w)
             return -learning_rate * d, m, v, w
 
-        results = jax.tree.map(leaf, grads, params, state.m, state.v, state.w, mask)
+        # An unused buffer enters the rules as a scalar zero that no rule reads, and leaves as None.
         treedef = jax.tree.structure(grads)
+        scalar = lambda: treedef.unflatten([jnp.zeros((), g.dtype) for g in jax.tree.leaves(grads)])
+        m0, v0, w0 = (getattr(state, n) if uses[n] else scalar() for n in ("m", "v", "w"))
+        results = jax.tree.map(leaf, grads, params, m0, v0, w0, mask)
         leaves = treedef.flatten_up_to(results)
         upd, m, v, w = (treedef.unflatten([r[i] for r in leaves]) for i in range(4))
+        m, v, w = (x if uses[n] else None for x, n in ((m, "m"), (v, "v"), (w, "w")))
         return upd, PopulationOptState(count=count_inc, m=m, v=v, w=w)
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+
+
+def buffers_used(optimizers: Sequence[str]) -> dict:
+    """``{"m", "v", "w"} -> bool``: which state buffers at least one of ``optimizers`` reads."""
+    names = set(optimizers)
+    return {
+        "m": bool(names & {"momentum", "nesterov", "adam", "adamw", "nadam", "adamax"}),
+        "v": bool(names & {"rmsprop", "adam", "adamw", "nadam", "adagrad", "adadelta", "adamax"}),
+        "w": "adadelta" in names,
+    }
 
 
 def init_state_for(opt: optax.GradientTransformation, params, optimizer_id) -> PopulationOptState:

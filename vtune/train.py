@@ -364,7 +364,8 @@ class MLPTrainable(struct.PyTreeNode):
             get["acc"] = lambda st: st.acc
         if self.restore_best:
             get["best_params"] = lambda st: st.best_params
-        new = {name: fn(*(g(src) for src in sources)) for name, g in get.items()}
+        new = {name: (None if g(sources[0]) is None else fn(*(g(src) for src in sources)))
+               for name, g in get.items()}
         opt = target.opt._replace(m=new.pop("m"), v=new.pop("v"), w=new.pop("w"))
         return target._replace(opt=opt, **new)
 
