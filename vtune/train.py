@@ -15,8 +15,8 @@ configurations are compared on the same batches, and the first layer of every me
 ``[B, D]`` rows, which XLA fuses into one wide ``[B, D] @ [D, P·W]`` product). ``shared_order=False`` gives
 each member its own order drawn from its seed.
 
-Divergence. A member whose loss turns NaN/inf is frozen (no further updates), flagged ``diverged`` and scores
-``-inf``; members are independent, so the others' numbers are untouched.
+Divergence. A member whose training loss or validation score turns NaN/inf is frozen (no further updates),
+flagged ``diverged`` and scores ``-inf``; members are independent, so the others' numbers are untouched.
 """
 
 from __future__ import annotations
