@@ -492,6 +492,39 @@ def test_repeated_searches_do_not_grow_memory(tmp_path):
     assert grown < 40 * 2**20, f"RSS grew by {grown / 2**20:.1f} MiB over ten searches"
 
 
+def test_width_tiers_are_kept_only_where_they_repay_compiling():
+    from vtune.tune import TIER_MIN_FLOPS, _Setup
+    from vtune.model import padded_weights
+
+    space = {"units": Int(16, 256, scale="log"), "num_layers": Int(1, 3), "batch_size": 64}
+    ds = vtune.load_dataset("digits")
+
+    def tiers(model_epochs, chunk=1):
+        setup = _Setup(space, ds, max_epochs=27, data_seed=0, shared_order=True, restore_best=True,
+                       steps_per_epoch=10)
+        assert setup.trainable.width_tiers == (64, 128)  # the defaults the choice starts from
+        setup.auto_tiers(model_epochs, chunk)
+        return setup.trainable.width_tiers, setup
+
+    assert tiers(1)[0] == ()  # a tiny search compiles one width only
+    assert tiers(10**6)[0] == (64, 128)  # a long one keeps every tier
+    assert tiers(10**6, chunk=4)[0] == ()  # vmapped chunks pad to their widest member anyway
+    chosen = [tiers(e)[0] for e in (1, 30, 100, 357, 1000, 3000, 10**4)]
+    assert [len(c) for c in chosen] == sorted(len(c) for c in chosen)  # more training, never fewer tiers
+    # Digits with this space and Hyperband R=27 (357 model-epochs): the 128 tier repays its compile time,
+    # the 64 tier does not — checked against the cost model written out by hand for the two candidates.
+    keep, setup = tiers(357)
+    need = setup._widest_layers()
+    layout = setup.trainable.layout
+    pw = {w: padded_weights(layout._replace(max_units=w)) for w in (64, 128, 256)}
+    rows = 357 * ds.n_train * 6
+    only_128 = rows * np.mean([pw[128] if n <= 128 else pw[256] for n in need]) + TIER_MIN_FLOPS
+    both = rows * np.mean([pw[64] if n <= 64 else pw[128] if n <= 128 else pw[256] for n in need]) \
+        + 2 * TIER_MIN_FLOPS
+    assert keep == (128,) and only_128 < both
+    assert setup._widest_layers().tolist() == need.tolist()  # a fixed draw: the same choice every time
+
+
 def test_a_search_that_cannot_fit_is_refused_with_the_numbers():
     with pytest.raises(ValueError, match=r"needs about .* GiB .*more than the limit of 0.00 GiB"):
         vtune.tune({"units": 64, "num_layers": 2, "batch_size": 2}, "xor", strategy="random", trials=4,

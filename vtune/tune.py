@@ -10,6 +10,7 @@ same ``out`` resumes after the last finished stage and ends with the same number
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import math
 import os
@@ -43,10 +44,13 @@ from vtune.train import MLPTrainable, encode_hparams, pad_hparams
 #: 219 s with chunks of 16, 53 s with chunks of 1 before width tiers).
 CPU_CHUNK = 1
 
-#: Padded FLOPs of a search above which the width tiers repay their extra compile time (see auto_tiers).
-#: Digits with Hyperband R=27 (4e11 padded FLOPs) already gains: its training ran ~30 s padded to 256
-#: units against ~10 s of compiling, and the tiers cut the first bracket's training about in half.
-TIER_MIN_FLOPS = 1e11
+#: Padded FLOPs a width tier must save over a search to repay compiling it (see ``_Setup.auto_tiers``).
+#: Measured on the 2-core development CPU (digits, Hyperband R=27, 2026-11-24): a tier costs ≈ 2.3 s of
+#: tracing and compiling; dropping the 64-unit tier moved 3.95e10 padded FLOPs of training up to the
+#: 128-unit tier and cost 0.65 s (≈ 1.6e-11 s per padded FLOP), so a tier breaks even near 1.4e11.
+TIER_MIN_FLOPS = 1.4e11
+#: Configurations drawn (fixed seed) to estimate how many members fall in each tier's band.
+TIER_SAMPLE = 2048
 
 
 def beale_space() -> Space:
@@ -191,15 +195,44 @@ class _Setup:
                 "max_units": space.max_units()}
 
     def auto_tiers(self, model_epochs: int, chunk: int) -> None:
-        """Keep the width tiers only when the padded work they save outweighs compiling them.
+        """Keep the set of width tiers whose compile time the padded work they save repays.
 
-        Each tier is one more compiled copy of the training step (seconds on a 2-core CPU); what it saves
-        grows with rows × model-epochs × padded width, so tiny searches skip them.
+        Each tier is one more compiled copy of the training step (seconds on a 2-core CPU). A member
+        trains at the narrowest kept width that holds its widest layer, so a set of tiers ``T`` costs
+        ``model_epochs × rows × 6 × mean(padded weights at each member's width)`` padded FLOPs of training
+        plus ``|T| × TIER_MIN_FLOPS`` for compiling; every subset of the default tiers is scored and the
+        cheapest kept (ties: fewer tiers). The mean is over ``TIER_SAMPLE`` configurations drawn from the
+        space with a fixed seed, so the choice is a function of the search alone: tiers change no number
+        beyond float rounding, but a search should compile the same program wherever it runs.
         """
         tr = self.trainable
-        padded = model_epochs * self.dataset.n_train * 6 * padded_weights(tr.layout)
-        if chunk != 1 or padded < TIER_MIN_FLOPS:
+        if chunk != 1 or not tr.width_tiers:
             self.trainable = tr.replace(width_tiers=())
+            return
+        need = self._widest_layers()
+        scale = model_epochs * self.dataset.n_train * 6
+
+        def cost(tiers):
+            widths = np.asarray(sorted(tiers) + [tr.max_units])
+            at = widths[np.searchsorted(widths, need)]  # narrowest width holding each member
+            padded = np.mean([padded_weights(tr.layout._replace(max_units=int(w))) for w in at])
+            return scale * padded + len(tiers) * TIER_MIN_FLOPS
+
+        candidates = [list(c) for k in range(len(tr.width_tiers) + 1)
+                      for c in itertools.combinations(sorted(tr.width_tiers), k)]
+        best = min(candidates, key=lambda c: (cost(c), len(c)))
+        self.trainable = tr.replace(width_tiers=tuple(best))
+
+    def _widest_layers(self) -> np.ndarray:
+        """Widest live layer of ``TIER_SAMPLE`` configurations drawn from the space (fixed seed)."""
+        space = self.space
+        u = np.random.default_rng(0).random((TIER_SAMPLE, space.num_dims))
+        configs = space.from_unit_batch(u) if space.num_dims else [space.from_unit_batch(np.empty((1, 0)))[0]]
+        need = []
+        for c in configs:
+            full = hpmod.complete_config(c, task=self.task)
+            need.append(max(int(full[f"units_{i + 1}"]) for i in range(int(full["num_layers"]))))
+        return np.asarray(need)
 
     def encode(self, configs, seeds, max_epochs):
         if self.kind == "mlp":
@@ -263,7 +296,8 @@ def tune(space=None, data="digits", *, strategy: str | Strategy = "hyperband", s
         progress: show a live progress display on stderr.
         max_memory_gb: refuse a search whose estimated device memory exceeds this (default: 75% of RAM).
         width_tiers: narrower compiled variants of the training step for narrow members (CPU chunks of
-            one): "auto" (on when the search is big enough to repay their compile time), () for none, or a
+            one): "auto" (the default tiers whose compile time the padded training they save repays, estimated
+            from the space and the budget: see ``TIER_MIN_FLOPS``), () for none, or a
             tuple of widths.
 
     Example:
