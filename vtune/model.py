@@ -162,9 +162,12 @@ def init_weight(key, init_id, uniform_a, rows: int, cols: int, fan_in, fan_out, 
     """A ``[rows, cols]`` weight matrix drawn for true fans, zero outside ``[:fan_in, :fan_out]``."""
     limit, std = init_scale(init_id, fan_in, fan_out, uniform_a, xp)
     is_uniform = xp.isin(init_id, xp.asarray(_UNIFORM_INITS))
-    u = rng.uniform(rng.combine(key, 0, xp=xp), rows, cols, xp) * xp.float32(2.0) - xp.float32(1.0)
-    n = rng.truncated_normal(rng.combine(key, 1, xp=xp), rows, cols, xp) / xp.float32(_TRUNC_STD)
-    w = xp.where(is_uniform, u * limit, n * std)
+    uniform = lambda: rng.uniform(rng.combine(key, 0, xp=xp), rows, cols, xp) * xp.float32(2.0) - xp.float32(1.0)
+    normal = lambda: rng.truncated_normal(rng.combine(key, 1, xp=xp), rows, cols, xp) / xp.float32(_TRUNC_STD)
+    if xp is np:  # on the host the initialiser is known: draw only its numbers (the same ones)
+        w = uniform() * limit if bool(is_uniform) else normal() * std
+    else:
+        w = xp.where(is_uniform, uniform() * limit, normal() * std)
     live = (xp.arange(rows)[:, None] < fan_in) & (xp.arange(cols)[None, :] < fan_out)
     return xp.where(live, w, xp.float32(0.0)).astype(xp.float32)
 
