@@ -213,10 +213,10 @@ class _Setup:
         scale = model_epochs * self.dataset.n_train * 6
 
         def cost(tiers):
-            widths = np.asarray(sorted(tiers) + [tr.max_units])
-            at = widths[np.searchsorted(widths, need)]  # narrowest width holding each member
-            padded = np.mean([padded_weights(tr.layout._replace(max_units=int(w))) for w in at])
-            return scale * padded + len(tiers) * TIER_MIN_FLOPS
+            widths = sorted(tiers) + [tr.max_units]
+            padded = np.asarray([padded_weights(tr.layout._replace(max_units=w)) for w in widths])
+            at = np.searchsorted(widths, need)  # each member trains at the narrowest width holding it
+            return scale * float(np.mean(padded[at])) + len(tiers) * TIER_MIN_FLOPS
 
         candidates = [list(c) for k in range(len(tr.width_tiers) + 1)
                       for c in itertools.combinations(sorted(tr.width_tiers), k)]
