@@ -436,10 +436,6 @@ class MLPTrainable(struct.PyTreeNode):
 
     def validate_with_loss(self, params, hp):
         """Validation ``(scores [P], losses [P])`` of stacked ``params`` (losses: :func:`task_loss`)."""
-        if params.shape[0] == 1:  # one member: unbatched, so ``cond`` skips its inactive layers
-            one = self.evaluate_member(params[0], jax.tree.map(lambda v: v[0], hp), self.x_val, self.y_val,
-                                       with_loss=True)
-            return jax.tree.map(lambda v: v[None], one)
         return jax.vmap(lambda p, h: self.evaluate_member(p, h, self.x_val, self.y_val, with_loss=True))(params, hp)
 
     def evaluate_member(self, params, hp, x, y, *, with_loss: bool = False):
