@@ -225,14 +225,11 @@ class _Setup:
 
     def _widest_layers(self) -> np.ndarray:
         """Widest live layer of ``TIER_SAMPLE`` configurations drawn from the space (fixed seed)."""
-        space = self.space
-        u = np.random.default_rng(0).random((TIER_SAMPLE, space.num_dims))
-        configs = space.from_unit_batch(u) if space.num_dims else [space.from_unit_batch(np.empty((1, 0)))[0]]
-        need = []
-        for c in configs:
-            full = hpmod.complete_config(c, task=self.task)
-            need.append(max(int(full[f"units_{i + 1}"]) for i in range(int(full["num_layers"]))))
-        return np.asarray(need)
+        u = np.random.default_rng(0).random((TIER_SAMPLE, self.space.num_dims))
+        hp = encode_hparams(self.space.from_unit_batch(u), task=self.task, max_layers=self.max_layers,
+                            micro_batch=self.micro_batch)
+        live = np.arange(self.max_layers)[None, :] < hp["num_layers"][:, None]
+        return np.max(np.where(live, hp["units"], 0), axis=1)
 
     def encode(self, configs, seeds, max_epochs):
         if self.kind == "mlp":
