@@ -13,7 +13,8 @@ import pytest
 from reference_mlp import EPOCHS, MICRO_BATCH, run_population, small_digits
 from vtune import rng
 from vtune.hparams import ACTIVATIONS, complete_config
-from vtune.model import ACTIVATION_IDS, INIT_IDS, Layout, activate, dropout_scale, init_weight, unflatten
+from vtune.model import (ACTIVATION_IDS, INIT_IDS, Layout, activate, dropout_scale, from_views, init_weight,
+                         layers_of, to_views, unflatten)
 from vtune.train import MLPTrainable, encode_hparams
 
 MAX_LAYERS, MAX_UNITS = 3, 32
@@ -95,6 +96,20 @@ def test_padding_is_exactly_zero_after_training(sane):
     assert moved == len(POPULATION)  # every member trained
     assert not state.diverged.any()
     assert np.median(scores[-1]) > 0.3, scores  # and learned something (10 classes: chance is 0.1)
+
+
+def test_training_views_round_trip_the_flat_vector_exactly():
+    layout = Layout(5, 3, 4, 2)
+    flat = jnp.arange(2 * layout.num_params, dtype=jnp.float32).reshape(2, layout.num_params)  # [P, n]
+    views = to_views(flat, layout)
+    assert [w.shape for w in views["w"]] == [(2, 5, 4), (2, 4, 4), (2, 4, 4), (2, 4, 2)]
+    assert views["b"].shape == (2, 3 * 4 + 2)
+    np.testing.assert_array_equal(from_views(views, layout), flat)
+    one = jax.tree.map(lambda x: x[1], views)
+    ref = unflatten(flat[1], layout)
+    got = layers_of(one, layout)
+    for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(ref)):
+        np.testing.assert_array_equal(a, b)
 
 
 # ---------------------------------------------------------------------------------- divergence

@@ -2,10 +2,10 @@
 
 A member's parameters are one ``float32 [num_params]`` vector (a population stacks ``[P, num_params]``);
 :class:`Layout` names the static slices: hidden layer ``l`` has ``w [rows_l, W]`` (``rows_0 = D``, else
-``W``) and ``b [W]``, the output layer ``w [W, C]`` and ``b [C]``. One flat vector keeps the optimizer, the
-divergence guard, gradient accumulation and restore-best to a single fused elementwise pass per step
-(instead of one per leaf), which shortens both compile time and run time. Each member's true architecture
-is data:
+``W``) and ``b [W]``, the output layer ``w [W, C]`` and ``b [C]``. The flat vector is what a bracket
+keeps per member (one array to rank, gather and restore); an epoch loop trains on :func:`to_views` of it —
+one array per weight matrix, the biases together — so that the optimizer skips the layers a member does
+not have and no step slices or concatenates the whole vector. Each member's true architecture is data:
 
 * ``units`` ``int32 [L]`` — the true width of each hidden layer. Activations are masked *after* the
   activation function (sigmoid(0) ≠ 0), so padded units are exactly zero; padded rows and columns of the
@@ -97,6 +97,43 @@ def flatten(params: Mapping) -> jnp.ndarray:
         parts += [layer["w"].reshape(-1), layer["b"].reshape(-1)]
     parts += [params["out"]["w"].reshape(-1), params["out"]["b"].reshape(-1)]
     return jnp.concatenate(parts)
+
+
+def to_views(flat, layout: Layout) -> dict:
+    """The training loop's form of a flat vector (leading axes kept): ``{"w": (hidden_0, …, out), "b": all
+    biases}``, each weight matrix its own array and the biases, which are small, one vector.
+
+    Each weight matrix on its own lets the optimizer skip the hidden layers a member does not have (see
+    ``MLPTrainable._update``) and the products read it without slicing; keeping the biases together keeps
+    the number of distinct elementwise kernels, hence compile time, down (one leaf per bias cost 0.4 s of
+    compile per program on a 2-core CPU).
+    """
+    parts = unflatten(flat, layout)
+    layers = list(parts["hidden"]) + [parts["out"]]
+    return {"w": tuple(layer["w"] for layer in layers),
+            "b": jnp.concatenate([layer["b"] for layer in layers], axis=-1)}
+
+
+def _bias_slices(layout: Layout):
+    d, L, w, c = layout
+    return [(l * w, w) for l in range(L)] + [(L * w, c)]
+
+
+def layers_of(views, layout: Layout) -> dict:
+    """:func:`unflatten`'s ``{"hidden": ..., "out": ...}`` form of :func:`to_views`' form (one member)."""
+    bs = [jax.lax.slice_in_dim(views["b"], start, start + size, axis=-1) for start, size in _bias_slices(layout)]
+    layers = [{"w": w, "b": b} for w, b in zip(views["w"], bs)]
+    return {"hidden": tuple(layers[:-1]), "out": layers[-1]}
+
+
+def from_views(views, layout: Layout):
+    """Inverse of :func:`to_views` (leading axes kept)."""
+    lead = views["b"].shape[:-1]
+    layers = layers_of(views, layout)
+    parts = []
+    for layer in list(layers["hidden"]) + [layers["out"]]:
+        parts += [layer["w"].reshape(lead + (-1,)), layer["b"]]
+    return jnp.concatenate(parts, axis=-1)
 
 
 def weight_mask(layout: Layout) -> jnp.ndarray:
@@ -235,8 +272,13 @@ def dropout_key(seed, epoch, step):
 def forward(flat, hp: Mapping[str, jnp.ndarray], x, layout: Layout, *,
             activations: Sequence[str] = ACTIVATIONS, dropout_key=None):
     """Outputs ``[B, C]`` of one member for inputs ``x [B, D]``; dropout when ``dropout_key`` is given.
-    ``flat`` is the flat parameter vector or its :func:`unflatten` views."""
-    params = flat if isinstance(flat, Mapping) else unflatten(flat, layout)
+    ``flat`` is the flat parameter vector, its :func:`unflatten` views or its :func:`to_views` form."""
+    if not isinstance(flat, Mapping):
+        params = unflatten(flat, layout)
+    elif "hidden" in flat:
+        params = flat
+    else:
+        params = layers_of(flat, layout)
     cols = jnp.arange(layout.max_units)
 
     def layer_fn(l, layer, h):

@@ -28,7 +28,6 @@ from vtune.cache import configure_compile_cache
 from vtune.checkpoint import Checkpoint
 from vtune.engine import Engine
 from vtune.losses import METRICS
-from vtune.model import padded_weights
 from vtune.result import Model, Result
 from vtune.space import Choice, Float, Space, default_space
 from vtune.strategies import STRATEGIES, Strategy
@@ -45,10 +44,11 @@ from vtune.train import MLPTrainable, encode_hparams, pad_hparams
 CPU_CHUNK = 1
 
 #: Padded FLOPs a width tier must save over a search to repay compiling it (see ``_Setup.auto_tiers``).
-#: Measured on the 2-core development CPU (digits, Hyperband R=27, 2026-11-24): a tier costs ≈ 2.3 s of
-#: tracing and compiling; dropping the 64-unit tier moved 3.95e10 padded FLOPs of training up to the
-#: 128-unit tier and cost 0.65 s (≈ 1.6e-11 s per padded FLOP), so a tier breaks even near 1.4e11.
-TIER_MIN_FLOPS = 1.4e11
+#: Measured on the 2-core development CPU (digits, the benchmark's space, Hyperband R=27, cold cache,
+#: 2026-11-24, two runs each): adding the 128-unit tier cost 4.0 s of tracing and compiling and saved
+#: 3.05 s of training for 1.24e11 fewer padded FLOPs (2.5e-11 s per FLOP); adding the 64-unit tier on top
+#: cost 3.6 s and saved 0.45 s for 2.5e10 (1.8e-11 s per FLOP). A tier breaks even near 3.9 s / 2.2e-11.
+TIER_MIN_FLOPS = 1.8e11
 #: Configurations drawn (fixed seed) to estimate how many members fall in each tier's band.
 TIER_SAMPLE = 2048
 
@@ -199,7 +199,8 @@ class _Setup:
 
         Each tier is one more compiled copy of the training step (seconds on a 2-core CPU). A member
         trains at the narrowest kept width that holds its widest layer, so a set of tiers ``T`` costs
-        ``model_epochs × rows × 6 × mean(padded weights at each member's width)`` padded FLOPs of training
+        ``model_epochs × rows × 6 × mean(padded weights of each member's own layers at its width)`` padded
+        FLOPs of training (alone on its core a member skips the layers it does not have)
         plus ``|T| × TIER_MIN_FLOPS`` for compiling; every subset of the default tiers is scored and the
         cheapest kept (ties: fewer tiers). The mean is over ``TIER_SAMPLE`` configurations drawn from the
         space with a fixed seed, so the choice is a function of the search alone: tiers change no number
@@ -209,27 +210,28 @@ class _Setup:
         if chunk != 1 or not tr.width_tiers:
             self.trainable = tr.replace(width_tiers=())
             return
-        need = self._widest_layers()
+        need, depth = self._widest_layers()
         scale = model_epochs * self.dataset.n_train * 6
 
         def cost(tiers):
-            widths = sorted(tiers) + [tr.max_units]
-            padded = np.asarray([padded_weights(tr.layout._replace(max_units=w)) for w in widths])
-            at = np.searchsorted(widths, need)  # each member trains at the narrowest width holding it
-            return scale * float(np.mean(padded[at])) + len(tiers) * TIER_MIN_FLOPS
+            widths = np.asarray(sorted(tiers) + [tr.max_units])
+            w = widths[np.searchsorted(widths, need)]  # each member trains at the narrowest width holding it
+            # Alone on its core a member computes and updates only its own layers, at that width.
+            padded = tr.num_features * w + (depth - 1) * w * w + w * tr.num_outputs
+            return scale * float(np.mean(padded)) + len(tiers) * TIER_MIN_FLOPS
 
         candidates = [list(c) for k in range(len(tr.width_tiers) + 1)
                       for c in itertools.combinations(sorted(tr.width_tiers), k)]
         best = min(candidates, key=lambda c: (cost(c), len(c)))
         self.trainable = tr.replace(width_tiers=tuple(best))
 
-    def _widest_layers(self) -> np.ndarray:
-        """Widest live layer of ``TIER_SAMPLE`` configurations drawn from the space (fixed seed)."""
+    def _widest_layers(self) -> tuple[np.ndarray, np.ndarray]:
+        """Widest live layer and depth of ``TIER_SAMPLE`` configurations drawn from the space (fixed seed)."""
         u = np.random.default_rng(0).random((TIER_SAMPLE, self.space.num_dims))
         hp = encode_hparams(self.space.from_unit_batch(u), task=self.task, max_layers=self.max_layers,
                             micro_batch=self.micro_batch)
         live = np.arange(self.max_layers)[None, :] < hp["num_layers"][:, None]
-        return np.max(np.where(live, hp["units"], 0), axis=1)
+        return np.max(np.where(live, hp["units"], 0), axis=1), hp["num_layers"]
 
     def encode(self, configs, seeds, max_epochs):
         if self.kind == "mlp":
