@@ -525,8 +525,8 @@ def test_width_tiers_are_kept_only_where_they_repay_compiling():
 
     costs = {c: by_hand(c) for c in [(), (64,), (128,), (64, 128)]}
     assert keep == min(costs, key=lambda c: (costs[c], len(c)))
-    # Skipping absent layers leaves little padded work at this size: no tier repays its compile time.
-    assert keep == ()
+    # The 128 tier repays its compile time over a first run and a rerun; the 64 tier does not.
+    assert keep == (128,)
     assert setup._widest_layers()[0].tolist() == need.tolist()  # a fixed draw: the same choice every time
 
 
