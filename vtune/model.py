@@ -105,7 +105,7 @@ def to_views(flat, layout: Layout) -> dict:
 
     Each weight matrix on its own lets the optimizer skip the hidden layers a member does not have (see
     ``MLPTrainable._update``) and the products read it without slicing; keeping the biases together keeps
-    the number of distinct elementwise kernels, hence compile time, down (one leaf per bias cost 0.4 s of
+    the number of distinct elementwise kernels, hence compile time, down (one leaf per bias cost ≈ 0.5 s of
     compile per program on a 2-core CPU).
     """
     parts = unflatten(flat, layout)

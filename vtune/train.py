@@ -287,11 +287,11 @@ class MLPTrainable(struct.PyTreeNode):
 
         Alone on its device (the CPU path) a member's ``cond`` really skips them: a depth-1 member in a
         3-layer program no longer runs its optimizer, nor the selections, over the two ``W x W`` matrices
-        it does not use (measured at width 256 on the 20k-row task: 254 -> 127 ms per epoch; a depth-3
+        it does not use (measured at width 256 on the 20k-row task: 254 -> 107 ms per epoch; a depth-3
         member gains too, 576 -> 499 ms, as its weights are no longer sliced out of one vector and their
         gradients concatenated back every step). Under ``vmap`` the ``cond`` is a select: the same numbers.
         A padded layer's weights are exact zeros with zero gradients, so its update would be zero anyway;
-        its optimizer state stays zero and its count is the member's one shared count.
+        its optimizer buffers keep their starting values, and the step count is the member's, shared.
         """
         count = opt_state.count
         names = ("params", "m", "v", "w")
