@@ -513,7 +513,7 @@ def test_width_tiers_are_kept_only_where_they_repay_compiling():
     # Digits with this space and Hyperband R=27 (357 model-epochs), against the cost model written out by
     # hand: each member pays its own layers at the narrowest kept width that holds it, each tier a compile.
     keep, setup = tiers(357)
-    need, depth = setup._widest_layers()
+    need, depth = setup._sampled_architectures()
     rows = 357 * ds.n_train * 6
 
     def by_hand(kept):
@@ -527,7 +527,7 @@ def test_width_tiers_are_kept_only_where_they_repay_compiling():
     assert keep == min(costs, key=lambda c: (costs[c], len(c)))
     # The 128 tier repays its compile time over a first run and a rerun; the 64 tier does not.
     assert keep == (128,)
-    assert setup._widest_layers()[0].tolist() == need.tolist()  # a fixed draw: the same choice every time
+    assert setup._sampled_architectures()[0].tolist() == need.tolist()  # a fixed draw: the same choice every time
 
 
 def test_a_search_that_cannot_fit_is_refused_with_the_numbers():

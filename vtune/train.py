@@ -294,8 +294,7 @@ class MLPTrainable(struct.PyTreeNode):
         its optimizer buffers keep their starting values, and the step count is the member's, shared.
         """
         count = opt_state.count
-        names = ("params", "m", "v", "w")
-        bufs = (params, opt_state.m, opt_state.v, opt_state.w)
+        bufs = (params, opt_state.m, opt_state.v, opt_state.w)  # an optimizer buffer no rule reads is None
 
         def update(mask, g, p, m, v, w):
             opt = population_optimizer(optimizers=self.optimizers, decay_mask=mask)
@@ -304,21 +303,25 @@ class MLPTrainable(struct.PyTreeNode):
             keep = lambda a, b: jax.tree.map(lambda x, y: jnp.where(do, x, y), a, b)
             return keep(jax.tree.map(jnp.add, p, upd), p), keep(new.m, m), keep(new.v, v), keep(new.w, w)
 
-        def pick(tree, fn):
-            return None if tree is None else fn(tree)
+        def pieces(get, trees):
+            return tuple(None if t is None else get(t) for t in trees)
 
         last = self.max_layers  # index of the output layer's matrix in views["w"]
+        ws = [None if t is None else list(t["w"]) for t in bufs]
+        bs = [None if t is None else t["b"] for t in bufs]
         # Always present: hidden layer 0, the output layer and every bias (one small vector).
-        always = lambda t: {"w0": t["w"][0], "wo": t["w"][last], "b": t["b"]}
-        res = update({"w0": True, "wo": True, "b": False}, always(grads), *(pick(t, always) for t in bufs))
-        ws = {0: [r if r is None else r["w0"] for r in res], last: [r if r is None else r["wo"] for r in res]}
-        bs = [r if r is None else r["b"] for r in res]
+        head = lambda t: (t["w"][0], t["w"][last], t["b"])
+        for k, r in enumerate(update((True, True, False), head(grads), *pieces(head, bufs))):
+            if r is not None:
+                ws[k][0], ws[k][last], bs[k] = r
         for l in range(1, self.max_layers):
-            args = (grads["w"][l],) + tuple(pick(t, lambda t: t["w"][l]) for t in bufs)
-            ws[l] = list(jax.lax.cond(l < hp["num_layers"], functools.partial(update, True),
-                                      lambda g, p, m, v, w: (p, m, v, w), *args))
-        new = [None if bufs[k] is None else {"w": tuple(ws[l][k] for l in range(last + 1)), "b": bs[k]}
-               for k in range(len(names))]
+            layer = lambda t: t["w"][l]
+            res = jax.lax.cond(l < hp["num_layers"], functools.partial(update, True),
+                               lambda g, p, m, v, w: (p, m, v, w), layer(grads), *pieces(layer, bufs))
+            for k, r in enumerate(res):
+                if r is not None:
+                    ws[k][l] = r
+        new = [None if t is None else {"w": tuple(ws[k]), "b": bs[k]} for k, t in enumerate(bufs)]
         new_count = jnp.where(do, optax.safe_increment(count), count)
         return new[0], PopulationOptState(count=new_count, m=new[1], v=new[2], w=new[3])
 

@@ -28,6 +28,7 @@ from vtune.cache import configure_compile_cache
 from vtune.checkpoint import Checkpoint
 from vtune.engine import Engine
 from vtune.losses import METRICS
+from vtune.model import useful_weights
 from vtune.result import Model, Result
 from vtune.space import Choice, Float, Space, default_space
 from vtune.strategies import STRATEGIES, Strategy
@@ -213,14 +214,15 @@ class _Setup:
         if chunk != 1 or not tr.width_tiers:
             self.trainable = tr.replace(width_tiers=())
             return
-        need, depth = self._widest_layers()
+        need, depth = self._sampled_architectures()
         scale = model_epochs * self.dataset.n_train * 6
 
         def cost(tiers):
             widths = np.asarray(sorted(tiers) + [tr.max_units])
-            w = widths[np.searchsorted(widths, need)]  # each member trains at the narrowest width holding it
+            at = widths[np.searchsorted(widths, need)]  # each member trains at the narrowest width holding it
             # Alone on its core a member computes and updates only its own layers, at that width.
-            padded = tr.num_features * w + (depth - 1) * w * w + w * tr.num_outputs
+            padded = [useful_weights(tr.num_features, tr.num_outputs, int(d), [int(w)] * int(d))
+                      for d, w in zip(depth, at)]
             return scale * float(np.mean(padded)) + len(tiers) * TIER_MIN_FLOPS
 
         candidates = [list(c) for k in range(len(tr.width_tiers) + 1)
@@ -228,8 +230,9 @@ class _Setup:
         best = min(candidates, key=lambda c: (cost(c), len(c)))
         self.trainable = tr.replace(width_tiers=tuple(best))
 
-    def _widest_layers(self) -> tuple[np.ndarray, np.ndarray]:
-        """Widest live layer and depth of ``TIER_SAMPLE`` configurations drawn from the space (fixed seed)."""
+    def _sampled_architectures(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(widest live layer, depth)`` of ``TIER_SAMPLE`` configurations drawn from the space (fixed
+        seed)."""
         u = np.random.default_rng(0).random((TIER_SAMPLE, self.space.num_dims))
         hp = encode_hparams(self.space.from_unit_batch(u), task=self.task, max_layers=self.max_layers,
                             micro_batch=self.micro_batch)
