@@ -14,7 +14,7 @@ import pytest
 
 import vtune
 from vtune import hparams as hpmod
-from vtune.engine import Engine
+from vtune.engine import Engine, deal
 from vtune.plan import Bracket, Rung, hyperband
 from vtune.train import MLPTrainable, encode_hparams, pad_hparams
 
@@ -183,7 +183,7 @@ SHARD_SCRIPT = textwrap.dedent("""
     r = vtune.tune({"units": vtune.Int(2, 40, scale="log"), "num_layers": vtune.Int(1, 3), "batch_size": 4,
                     "dropout": 0.1, "optimizer": vtune.Choice(["adam", "momentum"]),
                     "learning_rate": vtune.Float(1e-2, 1.0, scale="log")}, "xor", strategy="hyperband",
-                   max_epochs=9, compile_cache=None, width_tiers=(16,))
+                   max_epochs=9, compile_cache=None, width_tiers=(16,), chunk=int(sys.argv[1]))
     print(json.dumps({"devices": jax.device_count(), "compiles": r.num_compiles,
                       "rungs": [[g["val_score"] for g in t["rungs"]] for t in r.trials],
                       "curves": [t["curve"] for t in r.trials], "best": r.best["id"]}))
@@ -191,6 +191,7 @@ SHARD_SCRIPT = textwrap.dedent("""
 
 
 def _run_script(script, env_extra, *args):
+    args = [str(a) for a in args]
     env = {**os.environ, "PYTHONPATH": ROOT, "XLA_FLAGS": "", **env_extra}
     proc = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, env=env,
                           timeout=600)
@@ -202,15 +203,51 @@ def _run_script(script, env_extra, *args):
 def test_one_member_per_core_equals_one_device():
     # Mixed widths (so two width tiers and the cost ordering are used) and depths; one member per device
     # on two CPU devices against the same search on one.
-    outs = [_run_script(SHARD_SCRIPT, {"VTUNE_CPU_DEVICES": n}) for n in ("1", "2")]
-    assert [o["devices"] for o in outs] == [1, 2]
-    assert [o["compiles"] for o in outs] == [1, 1]
-    assert outs[0]["best"] == outs[1]["best"]
-    assert [len(c) for c in outs[0]["curves"]] == [len(c) for c in outs[1]["curves"]]
-    for one, two in zip(outs[0]["curves"], outs[1]["curves"]):
-        np.testing.assert_allclose(np.array(two, float), np.array(one, float), rtol=1e-6, atol=1e-7)
-    for one, two in zip(outs[0]["rungs"], outs[1]["rungs"]):
-        np.testing.assert_allclose(np.array(two, float), np.array(one, float), rtol=1e-6, atol=1e-7)
+    # The third run trains two members at a time on each device (a chunk of 4), vmapped.
+    outs = [_run_script(SHARD_SCRIPT, {"VTUNE_CPU_DEVICES": n}, chunk) for n, chunk in (("1", 1), ("2", 1), ("2", 4))]
+    assert [o["devices"] for o in outs] == [1, 2, 2]
+    assert [o["compiles"] for o in outs] == [1, 1, 1]
+    for other in outs[1:]:
+        assert other["best"] == outs[0]["best"]
+        assert [len(c) for c in other["curves"]] == [len(c) for c in outs[0]["curves"]]
+        for one, two in zip(outs[0]["curves"], other["curves"]):
+            np.testing.assert_allclose(np.array(two, float), np.array(one, float), rtol=1e-5, atol=1e-6)
+        for one, two in zip(outs[0]["rungs"], other["rungs"]):
+            np.testing.assert_allclose(np.array(two, float), np.array(one, float), rtol=1e-5, atol=1e-6)
+
+
+def test_deal_gives_each_member_to_one_device_longest_first():
+    class Costed:
+        def cost(self, state):
+            return state["cost"]
+
+    # Slots 0..6 are the rung's members; slot 7 is past the rung (its cost must not count).
+    state = {"cost": jnp.array([5.0, 1.0, 9.0, 2.0, 2.0, 7.0, 3.0, 100.0])}
+    queues, counts = jax.jit(lambda s: deal(Costed(), s, 7, 2, 4))(state)
+    queues, counts = np.asarray(queues), np.asarray(counts)
+    # Longest first, each to the device with the least work so far (ties: the first device):
+    # 9 -> d0, 7 -> d1, 5 -> d1 (7 < 9), 3 -> d0 (9 < 12), 2 -> d0 (12 = 12), 2 -> d1, 1 -> d0.
+    np.testing.assert_array_equal(queues, [2, 6, 3, 1, 5, 0, 4, 8])
+    np.testing.assert_array_equal(counts, [4, 3])
+    # No device takes more than its share of slots, even when that would balance the work better.
+    many = {"cost": jnp.array([50.0, 1.0, 1.0, 1.0, 1.0, 1.0])}
+    queues, counts = jax.jit(lambda s: deal(Costed(), s, 6, 2, 3))(many)
+    np.testing.assert_array_equal(np.asarray(counts), [3, 3])
+    assert sorted(np.asarray(queues).tolist()) == list(range(6))
+
+
+def test_mlp_cost_counts_the_tier_width_and_the_members_own_layers():
+    from vtune.train import STEP_FLOOR
+    ds = _small_digits(64)
+    tr = MLPTrainable.create(ds, max_layers=3, max_units=16, micro_batch=16, width_tiers=(8,))
+    configs = [{"units": 5, "num_layers": 1, "batch_size": 16},
+               {"units": 12, "units_2": 3, "num_layers": 2, "batch_size": 16},
+               {"units": 3, "units_2": 8, "units_3": 2, "num_layers": 3, "batch_size": 16}]
+    hp = encode_hparams(configs, task="classification", max_layers=3, micro_batch=16)
+    cost = np.asarray(tr.cost(jax.eval_shape(tr.init, hp)._replace(hp={k: jnp.asarray(v) for k, v in hp.items()})))
+    d, c = 64, 10
+    expected = [d * 8 + 8 * c, d * 16 + 16 * 16 + 16 * c, d * 8 + 2 * 8 * 8 + 8 * c]
+    np.testing.assert_allclose(cost, np.array(expected, float) + STEP_FLOOR)
 
 
 DEVICES_SCRIPT = "import json, jax, vtune; print(json.dumps({'devices': jax.device_count()}))"

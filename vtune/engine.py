@@ -14,7 +14,8 @@ How a rung runs inside the program, with static shapes only:
   the training code is compiled once, for ``chunk`` members, and the later, smaller rungs do not pay for
   the first rung's width. Within a chunk, members train side by side under ``vmap``. A trainable with a
   ``cost(state)`` method has its members taken most expensive first, so the members of one chunk cost
-  about the same; a slot of the last chunk that lies past the rung trains no epoch.
+  about the same; a slot of the last chunk that lies past the rung trains no epoch. After a chunk, only
+  the part of its state that training changes is written back (the trainable's optional ``moving``).
 * After the rung, every slot is ranked by (active first, score descending, tie-break descending, trial id
   ascending) with a stable ``lexsort`` — NaN scores count as −inf — and the population is permuted so the
   top ``⌊n_i/η⌋`` occupy the first slots: a static-shape gather. The tie-break is the trainable's optional
@@ -27,12 +28,16 @@ How a rung runs inside the program, with static shapes only:
 ``chunk`` trades vectorisation against the padding of small rungs: a rung of ``n_i`` members computes
 ``⌈n_i/chunk⌉·chunk`` members. ``chunk = capacity`` is the fully vectorised program (best on accelerators).
 
-Devices: with more than one device, each chunk is split over a one-axis mesh ``("pop",)`` with
-``shard_map`` (a chunk is rounded up to a whole number of members per device): every device trains its own
-members, and on a CPU backend, where each core is one device (see :mod:`vtune.devices`), that is one
-member per core, unbatched. XLA runs the small matrix products of an MLP step on one thread, so this is
-what puts the second core to work. Members are independent, so sharding changes where they train, never
-what they compute (tested against one device).
+Devices: with more than one device, a rung is shared out over a one-axis mesh ``("pop",)`` with
+``shard_map``: :func:`deal` gives each device a queue of members (longest processing time first, by the
+trainable's ``cost``), and each device trains its queue ``chunk / devices`` members at a time without
+waiting for the others; the trained members are gathered once, at the end of the rung. On a CPU backend,
+where each core is one device (see :mod:`vtune.devices`), that is one member at a time per core,
+unbatched. XLA runs the small matrix products of an MLP step on one thread, so this is what puts the
+second core to work. (Training chunks in lock-step, one member per device and a gather after each,
+made a core wait for its partner at every chunk: on digits one core sat idle for a third of the
+bracket.) Members are independent, so sharding changes where they train, never what they compute
+(tested against one device).
 """
 
 from __future__ import annotations
@@ -81,6 +86,22 @@ def epoch_loop(trainable, state, first, count, carry, on_epoch):
     return jax.lax.fori_loop(0, count, body, (state, carry))
 
 
+def moving_part(trainable, state):
+    """The part of a stacked state that training changes: the trainable's optional ``moving(state)`` (the
+    MLP's: everything but the hyperparameters), else all of it. Only this part is written back after a
+    chunk trains (each leaf written is one more kernel to compile)."""
+    own = getattr(trainable, "moving", None)
+    return state if own is None else own(state)
+
+
+def _scatter(trainable, state, slots, part):
+    """``state`` with the moving part of ``part`` written at ``slots`` (out-of-range slots dropped)."""
+    moving = jax.tree.map(lambda x, p: x.at[slots].set(p, mode="drop"), moving_part(trainable, state),
+                          moving_part(trainable, part))
+    own = getattr(trainable, "with_moving", None)
+    return moving if own is None else own(state, moving)
+
+
 def rank_slots(scores, trial_ids, num_active, tiebreak=None):
     """Slot order: active slots first, by score descending (NaN as −inf), then by ``tiebreak`` descending
     (if given; NaN as −inf), then by lower trial id."""
@@ -97,8 +118,8 @@ def rank_slots(scores, trial_ids, num_active, tiebreak=None):
 
 def cost_order(trainable, state, num_active):
     """Slots in training order: the rung's members by the trainable's optional ``cost(state)`` (most
-    expensive first, so the members sharing a chunk — one per device on CPU — cost about the same and no
-    device waits long for another), then the slots past the rung. Without ``cost``: slot order."""
+    expensive first: the members sharing a chunk cost about the same, and :func:`deal` hands the big ones
+    out first), then the slots past the rung. Without ``cost``: slot order."""
     slots = jnp.arange(state_size(state), dtype=jnp.int32)
     active = slots < num_active
     own = getattr(trainable, "cost", None)
@@ -106,6 +127,38 @@ def cost_order(trainable, state, num_active):
         return slots
     cost = jnp.where(active, own(state), 0.0)
     return jnp.lexsort((slots, -cost, ~active)).astype(jnp.int32)
+
+
+def deal(trainable, state, num_active, num_devices: int, per_device: int):
+    """Share a rung's members among devices: ``(queues int32 [num_devices * per_device], counts int32
+    [num_devices])``, device ``d``'s queue being ``queues[d * per_device:][:counts[d]]`` (the rest of it is
+    ``capacity``, meaning no member).
+
+    Longest processing time first: members are taken by the trainable's ``cost`` (most expensive first)
+    and each goes to the device with the least work so far among those with room left (at most
+    ``per_device`` each), so the devices finish a rung close together and only then meet; at most one
+    member's time apart, where pairing members in lock-step chunks made one device wait at every chunk.
+    """
+    capacity = state_size(state)
+    order = cost_order(trainable, state, num_active)
+    own = getattr(trainable, "cost", None)
+    cost = jnp.ones(capacity, jnp.float32) if own is None else own(state).astype(jnp.float32)
+    cost = jnp.maximum(jnp.where(jnp.isfinite(cost), cost, 0.0), 0.0)[order]
+    active = order < num_active
+
+    def place(carry, args):
+        load, fill = carry
+        c, live = args
+        d = jnp.argmin(jnp.where(fill < per_device, load, jnp.inf))
+        pos = jnp.where(live, d * per_device + fill[d], num_devices * per_device)
+        load = load.at[d].add(jnp.where(live, c, 0.0))
+        fill = fill.at[d].add(live.astype(jnp.int32))
+        return (load, fill), pos
+
+    init = (jnp.zeros(num_devices, jnp.float32), jnp.zeros(num_devices, jnp.int32))
+    (_, counts), pos = jax.lax.scan(place, init, (cost, active))
+    queues = jnp.full(num_devices * per_device, capacity, jnp.int32).at[pos].set(order, mode="drop")
+    return queues, counts
 
 
 def state_size(state) -> int:
@@ -137,14 +190,37 @@ def bracket_program(trainable, hparams, sizes, epochs, num_rungs, *, capacity: i
 
         return train_epochs(trainable, part, done, jnp.max(counts), part_curves, record)
 
-    if mesh is None:
-        train_chunk = functools.partial(train_members, trainable)
-    else:
-        # Each device trains its own slice of the chunk (on CPU: one member, unbatched, on its own core).
+    if mesh is not None:
         pop, rep = PartitionSpec("pop"), PartitionSpec()
-        sharded = jax.shard_map(train_members, mesh=mesh, in_specs=(rep, pop, pop, rep, pop),
-                                out_specs=(pop, pop), check_vma=False)
-        train_chunk = functools.partial(sharded, trainable)
+        num_devices = mesh.size
+        per_device = capacity // num_devices
+        group = chunk // num_devices
+
+        def device_queue(trainable, state, queue, queue_curves, count, done, todo):
+            # One device's share of a rung: its ``count`` members (slots in ``queue``, most expensive
+            # first), ``group`` at a time, each trained alone on this device's core. Nothing here waits for
+            # another device; the rung's one collective gathers the trained members afterwards.
+            count = count[0]
+            trained = jax.tree.map(lambda x: jnp.zeros((per_device,) + x.shape[1:], x.dtype),
+                                   moving_part(trainable, state))
+
+            def body(g, carry):
+                trained, queue_curves = carry
+                start = g * group
+                slots = jax.lax.dynamic_slice_in_dim(queue, start, group)
+                counts = jnp.where(start + jnp.arange(group) < count, todo, 0)
+                part = _take(state, jnp.minimum(slots, capacity - 1))
+                rows = jax.lax.dynamic_slice_in_dim(queue_curves, start, group)
+                part, rows = train_members(trainable, part, rows, done, counts)
+                trained = jax.tree.map(lambda t, p: jax.lax.dynamic_update_slice_in_dim(t, p, start, 0),
+                                       trained, moving_part(trainable, part))
+                return trained, jax.lax.dynamic_update_slice_in_dim(queue_curves, rows, start, 0)
+
+            return jax.lax.fori_loop(0, (count + group - 1) // group, body, (trained, queue_curves))
+
+        train_queues = functools.partial(
+            jax.shard_map(device_queue, mesh=mesh, in_specs=(rep, rep, pop, pop, pop, rep, rep),
+                          out_specs=(pop, pop), check_vma=False), trainable)
     curves = jnp.full((capacity, max_epochs), jnp.nan, jnp.float32)
     rung_scores = jnp.full((capacity, max_rungs), jnp.nan, jnp.float32)
     best_member = _take(state, jnp.zeros((), jnp.int32))
@@ -156,21 +232,29 @@ def bracket_program(trainable, hparams, sizes, epochs, num_rungs, *, capacity: i
         n_i = sizes[i]
         done = jnp.where(i > 0, epochs[jnp.maximum(i - 1, 0)], 0)
         todo = epochs[i] - done
-        num_chunks = (n_i + chunk - 1) // chunk
-        slots_in_order = cost_order(trainable, state, n_i)
+        if mesh is None:
+            slots_in_order = cost_order(trainable, state, n_i)
 
-        def chunk_body(j, carry):
-            state, curves = carry
-            slots = jax.lax.dynamic_slice_in_dim(slots_in_order, j * chunk, chunk)
-            live = slots < n_i
-            rows = jnp.where(live, trial[slots], capacity)  # out of range: dropped
-            part = _take(state, slots)
-            counts = jnp.where(live, todo, 0)  # a slot past the rung trains no epoch
-            part, part_curves = train_chunk(part, curves[jnp.minimum(rows, capacity - 1)], done, counts)
-            state = jax.tree.map(lambda x, p: x.at[slots].set(p), state, part)
-            return state, curves.at[rows].set(part_curves, mode="drop")
+            def chunk_body(j, carry):
+                state, curves = carry
+                slots = jax.lax.dynamic_slice_in_dim(slots_in_order, j * chunk, chunk)
+                live = slots < n_i
+                rows = jnp.where(live, trial[slots], capacity)  # out of range: dropped
+                part = _take(state, slots)
+                counts = jnp.where(live, todo, 0)  # a slot past the rung trains no epoch
+                part, part_curves = train_members(trainable, part, curves[jnp.minimum(rows, capacity - 1)],
+                                                  done, counts)
+                state = _scatter(trainable, state, slots, part)
+                return state, curves.at[rows].set(part_curves, mode="drop")
 
-        state, curves = jax.lax.fori_loop(0, num_chunks, chunk_body, (state, curves))
+            state, curves = jax.lax.fori_loop(0, (n_i + chunk - 1) // chunk, chunk_body, (state, curves))
+        else:
+            queues, counts = deal(trainable, state, n_i, mesh.size, per_device)
+            rows = jnp.where(queues < capacity, trial[jnp.minimum(queues, capacity - 1)], capacity)
+            members, queue_curves = train_queues(state, queues, curves[jnp.minimum(rows, capacity - 1)],
+                                                 counts, done, todo)
+            state = _scatter(trainable, state, queues, members)
+            curves = curves.at[rows].set(queue_curves, mode="drop")
         trained = trained + n_i * todo
         scores, tiebreak = selection_keys(trainable, state)
         order = rank_slots(scores, trial, n_i, tiebreak)

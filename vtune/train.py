@@ -42,6 +42,13 @@ from vtune.schedules import SCHEDULE_IDS, learning_rate
 
 _ORDER_TAG = 2
 
+#: Fixed cost of a member's micro-step, in multiply-adds per row (see :meth:`MLPTrainable.cost`): the
+#: kernels of a step cost time whatever their size. Fitted on the 2-core development CPU (digits, one
+#: member alone on one core, batch 64): an epoch takes about 1.5 ms plus 2.6e-4 ms per padded
+#: multiply-add per row, from 2.7 ms (16 units in the 64 tier, 1 layer) to 43 ms (256 units, 3 layers);
+#: 1.5 ms is the time of about 5,800 multiply-adds per row.
+STEP_FLOOR = 6000.0
+
 #: Float hyperparameters the engine reads (arrays ``float32 [P]``).
 FLOAT_HPARAMS = (
     "learning_rate", "momentum", "beta2", "rho", "eps", "init_scale", "dropout", "weight_decay",
@@ -460,21 +467,32 @@ class MLPTrainable(struct.PyTreeNode):
                                last_score=scores, last_loss=losses)
         return state, scores
 
+    def moving(self, state: MemberState) -> MemberState:
+        """The part of a state that training changes: all of it but the hyperparameters (see
+        :func:`vtune.engine.moving_part`)."""
+        return state._replace(hp=None)
+
+    def with_moving(self, state: MemberState, moving: MemberState) -> MemberState:
+        """``moving`` (from :meth:`moving`) with ``state``'s hyperparameters."""
+        return moving._replace(hp=state.hp)
+
     def score(self, state: MemberState) -> jnp.ndarray:
         """Selection score ``[P]``: best validation score so far (restore_best) or the latest; −inf if diverged."""
         s = state.best_score if self.restore_best else state.last_score
         return jnp.where(state.diverged | ~jnp.isfinite(s), -jnp.inf, s)
 
     def cost(self, state: MemberState) -> jnp.ndarray:
-        """Relative cost of an epoch ``[P]``: multiply-adds per row of each member's true architecture. The
-        engine pairs members of similar cost in a chunk, so that no device waits long for another."""
+        """Relative cost of an epoch ``[P]``, in multiply-adds per training row: the padded products a member
+        really computes (its own layers, at the width of the tier it trains in) plus :data:`STEP_FLOOR`.
+        The engine pairs members of similar cost in a chunk, so that no device waits long for another."""
         hp = state.hp
         live = jnp.arange(self.max_layers)[None, :] < hp["num_layers"][:, None]
-        units = jnp.where(live, hp["units"], 0).astype(jnp.float32)
-        widths = jnp.concatenate([jnp.full_like(units[:, :1], self.num_features), units], axis=1)
-        hidden = jnp.sum(widths[:, :-1] * widths[:, 1:], axis=1)
-        last = jnp.take_along_axis(widths, jnp.clip(hp["num_layers"], 0, self.max_layers)[:, None], axis=1)[:, 0]
-        return hidden + last * self.num_outputs
+        need = jnp.max(jnp.where(live, hp["units"], 0), axis=1)
+        tiers = jnp.asarray(tuple(self.width_tiers) + (self.max_units,), jnp.int32)
+        at = tiers[jnp.clip(jnp.searchsorted(tiers, need), 0, len(tiers) - 1)].astype(jnp.float32)
+        depth = jnp.clip(hp["num_layers"], 1, self.max_layers).astype(jnp.float32)
+        padded = self.num_features * at + (depth - 1) * at * at + at * self.num_outputs
+        return padded + STEP_FLOOR
 
     def tiebreak(self, state: MemberState) -> jnp.ndarray:
         """Secondary selection key ``[P]`` (higher is better): minus the validation loss of the weights that
