@@ -37,6 +37,7 @@ from vtune.losses import LOSS_IDS, loss_fn, score as score_fn, task_loss
 from vtune.engine import epoch_loop
 from vtune.model import (ACTIVATION_IDS, INIT_IDS, Layout, dropout_key, expand_into, forward, init_member,
                           from_views, init_population_host, shrink, to_views, weight_mask)
+from vtune.packed import PackedHParams
 from vtune.optim import OPTIMIZER_IDS, PopulationOptState, init_state_for, population_optimizer
 from vtune.schedules import SCHEDULE_IDS, learning_rate
 
@@ -81,7 +82,7 @@ class MemberState(NamedTuple):
     epochs: jnp.ndarray  # int32: epochs trained
     last_score: jnp.ndarray  # float32: validation score after the latest epoch (NaN if diverged)
     last_loss: jnp.ndarray  # float32: validation loss after the latest epoch
-    hp: Mapping[str, jnp.ndarray]
+    hp: Mapping[str, jnp.ndarray]  # vtune.packed.PackedHParams: two arrays, read like a dict
 
 
 # The engine keeps lowered bracket programs with ``jax.export`` (see vtune.engine); their outputs hold
@@ -228,6 +229,7 @@ class MLPTrainable(struct.PyTreeNode):
         """
         hparams = dict(hparams)
         params0 = hparams.pop("params0", None)
+        hparams = PackedHParams.pack(hparams, batch_dims=1)
         if params0 is None:
             params0 = jax.vmap(lambda hp: init_member(hp["seed"], hp, self.layout))(hparams)
         return jax.vmap(self._init_member)(hparams, params0)
@@ -290,7 +292,10 @@ class MLPTrainable(struct.PyTreeNode):
 
     def _update(self, grads, opt_state, params, hp, lr, do):
         """The optimizer step on :func:`vtune.model.to_views` buffers, skipping the hidden layers past the
-        member's depth.
+        member's depth, and skipping it all on a micro-step that applies no update (``do`` false: a
+        micro-batch being accumulated, or a stopped or diverged member). Alone on its core the ``cond``
+        is a real branch; it replaced a select of old and new values per buffer (plus a copy), a pass
+        over every buffer each micro-step.
 
         Alone on its device (the CPU path) a member's ``cond`` really skips them: a depth-1 member in a
         3-layer program no longer runs its optimizer, nor the selections, over the two ``W x W`` matrices
@@ -307,8 +312,9 @@ class MLPTrainable(struct.PyTreeNode):
             opt = population_optimizer(optimizers=self.optimizers, decay_mask=mask)
             upd, new = opt.update(g, PopulationOptState(count=count, m=m, v=v, w=w), p, hparams=hp,
                                   learning_rate=lr)
-            keep = lambda a, b: jax.tree.map(lambda x, y: jnp.where(do, x, y), a, b)
-            return keep(jax.tree.map(jnp.add, p, upd), p), keep(new.m, m), keep(new.v, v), keep(new.w, w)
+            return jax.tree.map(jnp.add, p, upd), new.m, new.v, new.w
+
+        skip = lambda g, p, m, v, w: (p, m, v, w)
 
         def pieces(get, trees):
             return tuple(None if t is None else get(t) for t in trees)
@@ -318,13 +324,15 @@ class MLPTrainable(struct.PyTreeNode):
         bs = [None if t is None else t["b"] for t in bufs]
         # Always present: hidden layer 0, the output layer and every bias (one small vector).
         head = lambda t: (t["w"][0], t["w"][last], t["b"])
-        for k, r in enumerate(update((True, True, False), head(grads), *pieces(head, bufs))):
+        head_out = jax.lax.cond(do, functools.partial(update, (True, True, False)), skip, head(grads),
+                                *pieces(head, bufs))
+        for k, r in enumerate(head_out):
             if r is not None:
                 ws[k][0], ws[k][last], bs[k] = r
         for l in range(1, self.max_layers):
             layer = lambda t: t["w"][l]
-            res = jax.lax.cond(l < hp["num_layers"], functools.partial(update, True),
-                               lambda g, p, m, v, w: (p, m, v, w), layer(grads), *pieces(layer, bufs))
+            res = jax.lax.cond(do & (l < hp["num_layers"]), functools.partial(update, True), skip,
+                               layer(grads), *pieces(layer, bufs))
             for k, r in enumerate(res):
                 if r is not None:
                     ws[k][l] = r
