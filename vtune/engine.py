@@ -136,8 +136,8 @@ def deal(trainable, state, num_active, num_devices: int, per_device: int):
 
     Longest processing time first: members are taken by the trainable's ``cost`` (most expensive first)
     and each goes to the device with the least work so far among those with room left (at most
-    ``per_device`` each), so the devices finish a rung close together and only then meet; at most one
-    member's time apart, where pairing members in lock-step chunks made one device wait at every chunk.
+    ``per_device`` each), so the devices finish a rung close together, as far as ``cost`` predicts, and
+    only then meet — where pairing members in lock-step chunks made one device wait at every chunk.
     """
     capacity = state_size(state)
     order = cost_order(trainable, state, num_active)
@@ -198,8 +198,8 @@ def bracket_program(trainable, hparams, sizes, epochs, num_rungs, *, capacity: i
 
         def device_queue(trainable, state, queue, queue_curves, count, done, todo):
             # One device's share of a rung: its ``count`` members (slots in ``queue``, most expensive
-            # first), ``group`` at a time, each trained alone on this device's core. Nothing here waits for
-            # another device; the rung's one collective gathers the trained members afterwards.
+            # first), ``group`` at a time (on CPU one, trained unbatched on this device's core). Nothing
+            # here waits for another device; the rung's one collective gathers the trained members after.
             count = count[0]
             trained = jax.tree.map(lambda x: jnp.zeros((per_device,) + x.shape[1:], x.dtype),
                                    moving_part(trainable, state))
