@@ -120,13 +120,22 @@ def cost_order(trainable, state, num_active):
     """Slots in training order: the rung's members by the trainable's optional ``cost(state)`` (most
     expensive first: the members sharing a chunk cost about the same, and :func:`deal` hands the big ones
     out first), then the slots past the rung. Without ``cost``: slot order."""
-    slots = jnp.arange(state_size(state), dtype=jnp.int32)
-    active = slots < num_active
+    return _by_cost(member_costs(trainable, state, num_active), num_active)
+
+
+def member_costs(trainable, state, num_active):
+    """``float32 [capacity]``: the trainable's optional ``cost(state)`` of each slot of the rung (ones
+    without it; zero past the rung and wherever a cost is not a finite positive number)."""
     own = getattr(trainable, "cost", None)
-    if own is None:
-        return slots
-    cost = jnp.where(active, own(state), 0.0)
-    return jnp.lexsort((slots, -cost, ~active)).astype(jnp.int32)
+    capacity = state_size(state)
+    cost = jnp.ones(capacity, jnp.float32) if own is None else own(state).astype(jnp.float32)
+    active = jnp.arange(capacity) < num_active
+    return jnp.where(active & jnp.isfinite(cost), jnp.maximum(cost, 0.0), 0.0)
+
+
+def _by_cost(cost, num_active):
+    slots = jnp.arange(cost.shape[0], dtype=jnp.int32)
+    return jnp.lexsort((slots, -cost, slots >= num_active)).astype(jnp.int32)
 
 
 def deal(trainable, state, num_active, num_devices: int, per_device: int):
@@ -140,11 +149,9 @@ def deal(trainable, state, num_active, num_devices: int, per_device: int):
     only then meet — where pairing members in lock-step chunks made one device wait at every chunk.
     """
     capacity = state_size(state)
-    order = cost_order(trainable, state, num_active)
-    own = getattr(trainable, "cost", None)
-    cost = jnp.ones(capacity, jnp.float32) if own is None else own(state).astype(jnp.float32)
-    cost = jnp.maximum(jnp.where(jnp.isfinite(cost), cost, 0.0), 0.0)[order]
-    active = order < num_active
+    cost = member_costs(trainable, state, num_active)
+    order = _by_cost(cost, num_active)
+    cost, active = cost[order], order < num_active
 
     def place(carry, args):
         load, fill = carry

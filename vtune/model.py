@@ -325,6 +325,26 @@ def useful_weights(num_features: int, num_outputs: int, num_layers: int, units: 
     return sum(a * b for a, b in zip(widths[:-1], widths[1:]))
 
 
+def tier_weights(num_features, num_outputs, depth, width):
+    """Multiply-adds per sample of a member of ``depth`` hidden layers trained at ``width`` (its width
+    tier): :func:`useful_weights` with every layer at ``width``. Works on numbers and on (numpy or jax)
+    arrays of members."""
+    return num_features * width + (depth - 1) * width * width + width * num_outputs
+
+
+def widest_layer(num_layers, units, xp=jnp):
+    """Width of each member's widest live hidden layer: ``units [..., L]``, ``num_layers [...]``."""
+    num_layers = xp.asarray(num_layers)
+    live = xp.arange(units.shape[-1]).reshape((1,) * num_layers.ndim + (-1,)) < num_layers[..., None]
+    return xp.max(xp.where(live, units, 0), axis=-1)
+
+
+def tier_width(need, tiers, xp=jnp):
+    """The narrowest of the sorted ``tiers`` (the last one the program's own width) that holds ``need``."""
+    tiers = xp.asarray(tiers)
+    return tiers[xp.clip(xp.searchsorted(tiers, need), 0, len(tiers) - 1)]
+
+
 def padded_weights(layout: Layout) -> int:
     """Multiply-adds per sample that the padded program computes for one member."""
     d, L, w, c = layout

@@ -36,7 +36,8 @@ from vtune import hparams as hpmod
 from vtune.losses import LOSS_IDS, loss_fn, score as score_fn, task_loss
 from vtune.engine import epoch_loop
 from vtune.model import (ACTIVATION_IDS, INIT_IDS, Layout, dropout_key, expand_into, forward, init_member,
-                          from_views, init_population_host, shrink, to_views, weight_mask)
+                          from_views, init_population_host, shrink, tier_weights, tier_width, to_views,
+                          weight_mask, widest_layer)
 from vtune.packed import PackedHParams
 from vtune.optim import OPTIMIZER_IDS, PopulationOptState, init_state_for, population_optimizer
 from vtune.schedules import SCHEDULE_IDS, learning_rate
@@ -395,8 +396,7 @@ class MLPTrainable(struct.PyTreeNode):
             views, carry = epoch_loop(self, self._to_views(state), first, count, carry, on_epoch)
             return self._to_flat(views), carry
         hp = state.hp
-        live = jnp.arange(self.max_layers)[None, :] < hp["num_layers"][:, None]
-        need = jnp.max(jnp.where(live, hp["units"], 0))
+        need = jnp.max(widest_layer(hp["num_layers"], hp["units"]))
         tiers = tuple(self.width_tiers) + (self.max_units,)
         index = sum((need > w).astype(jnp.int32) for w in tiers[:-1])
 
@@ -492,15 +492,13 @@ class MLPTrainable(struct.PyTreeNode):
     def cost(self, state: MemberState) -> jnp.ndarray:
         """Relative cost of an epoch ``[P]``, in multiply-adds per training row: the padded products a member
         really computes (its own layers, at the width of the tier it trains in) plus :data:`STEP_FLOOR`.
-        The engine pairs members of similar cost in a chunk, so that no device waits long for another."""
+        The engine deals members to devices by it (:func:`vtune.engine.deal`), so that the devices finish a
+        rung close together."""
         hp = state.hp
-        live = jnp.arange(self.max_layers)[None, :] < hp["num_layers"][:, None]
-        need = jnp.max(jnp.where(live, hp["units"], 0), axis=1)
         tiers = jnp.asarray(tuple(self.width_tiers) + (self.max_units,), jnp.int32)
-        at = tiers[jnp.clip(jnp.searchsorted(tiers, need), 0, len(tiers) - 1)].astype(jnp.float32)
+        at = tier_width(widest_layer(hp["num_layers"], hp["units"]), tiers).astype(jnp.float32)
         depth = jnp.clip(hp["num_layers"], 1, self.max_layers).astype(jnp.float32)
-        padded = self.num_features * at + (depth - 1) * at * at + at * self.num_outputs
-        return padded + STEP_FLOOR
+        return tier_weights(self.num_features, self.num_outputs, depth, at) + STEP_FLOOR
 
     def tiebreak(self, state: MemberState) -> jnp.ndarray:
         """Secondary selection key ``[P]`` (higher is better): minus the validation loss of the weights that

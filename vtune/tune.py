@@ -28,7 +28,7 @@ from vtune.cache import configure_compile_cache
 from vtune.checkpoint import Checkpoint
 from vtune.engine import Engine
 from vtune.losses import METRICS
-from vtune.model import useful_weights
+from vtune.model import tier_weights, tier_width, widest_layer
 from vtune.result import Model, Result
 from vtune.space import Choice, Float, Space, default_space
 from vtune.strategies import STRATEGIES, Strategy
@@ -218,11 +218,9 @@ class _Setup:
         scale = model_epochs * self.dataset.n_train * 6
 
         def cost(tiers):
-            widths = np.asarray(sorted(tiers) + [tr.max_units])
-            at = widths[np.searchsorted(widths, need)]  # each member trains at the narrowest width holding it
+            at = tier_width(need, sorted(tiers) + [tr.max_units], xp=np)  # the narrowest width holding it
             # Alone on its core a member computes and updates only its own layers, at that width.
-            padded = [useful_weights(tr.num_features, tr.num_outputs, int(d), [int(w)] * int(d))
-                      for d, w in zip(depth, at)]
+            padded = tier_weights(tr.num_features, tr.num_outputs, depth.astype(np.int64), at.astype(np.int64))
             return scale * float(np.mean(padded)) + len(tiers) * TIER_MIN_FLOPS
 
         candidates = [list(c) for k in range(len(tr.width_tiers) + 1)
@@ -236,8 +234,7 @@ class _Setup:
         u = np.random.default_rng(0).random((TIER_SAMPLE, self.space.num_dims))
         hp = encode_hparams(self.space.from_unit_batch(u), task=self.task, max_layers=self.max_layers,
                             micro_batch=self.micro_batch)
-        live = np.arange(self.max_layers)[None, :] < hp["num_layers"][:, None]
-        return np.max(np.where(live, hp["units"], 0), axis=1), hp["num_layers"]
+        return widest_layer(hp["num_layers"], hp["units"], xp=np), hp["num_layers"]
 
     def encode(self, configs, seeds, max_epochs):
         if self.kind == "mlp":
