@@ -186,6 +186,9 @@ def bracket_program(trainable, hparams, sizes, epochs, num_rungs, *, capacity: i
     Args (traced): ``hparams`` ``[capacity]`` leaves; ``sizes``/``epochs`` ``int32 [max_rungs]`` (rung sizes
     and cumulative epochs); ``num_rungs`` int32 scalar.
     """
+    prepare = getattr(trainable, "prepare", None)
+    if prepare is not None:  # optional: tables every epoch reads, computed once per program run
+        trainable = prepare(max_epochs)
     state = trainable.init(hparams)
     trial = jnp.arange(capacity, dtype=jnp.int32)
 

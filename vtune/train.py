@@ -157,6 +157,9 @@ class MLPTrainable(struct.PyTreeNode):
     restore_best: bool = struct.field(pytree_node=False, default=True)
     eval_block: int = struct.field(pytree_node=False, default=2048)
     width_tiers: tuple = struct.field(pytree_node=False, default=())
+    # int32 [epochs, N]: the shared order of every epoch, drawn once per program (see :meth:`prepare`);
+    # None: each epoch draws its own.
+    orders: Any = struct.field(default=None)
 
     @classmethod
     def create(cls, dataset, *, max_layers: int, max_units: int, micro_batch: int, data_seed: int = 0,
@@ -353,7 +356,7 @@ class MLPTrainable(struct.PyTreeNode):
         n, b = self.x_train.shape[0], self.micro_batch
         epoch = jnp.asarray(epoch, jnp.int32)
         if self.shared_order:
-            order = jax.random.permutation(jax.random.fold_in(jax.random.key(self.data_seed), epoch), n)
+            order = self.shared_order_of(epoch) if self.orders is None else self.orders[epoch]
         else:
             def member_order(seed):
                 k = jax.random.fold_in(jax.random.fold_in(jax.random.key(seed), _ORDER_TAG), epoch)
@@ -382,6 +385,20 @@ class MLPTrainable(struct.PyTreeNode):
         state, _ = jax.lax.scan(body, state, jnp.arange(self.micro_steps, dtype=jnp.int32))
         scores, losses = self.validate_with_loss(state.params, state.hp)
         return self._after_epoch(state, scores, losses)
+
+    def shared_order_of(self, epoch) -> jnp.ndarray:
+        """``int32 [N]``: the shared mini-batch order of ``epoch`` (a permutation of the training rows)."""
+        key = jax.random.fold_in(jax.random.key(self.data_seed), jnp.asarray(epoch, jnp.int32))
+        return jax.random.permutation(key, self.x_train.shape[0]).astype(jnp.int32)
+
+    def prepare(self, max_epochs: int) -> "MLPTrainable":
+        """This trainable with the shared order of epochs ``0 … max_epochs − 1`` drawn up front (the engine
+        calls it once at the top of a program). The same permutations as drawing each epoch's inside the
+        epoch loop, but the shuffle (a sort and a threefry loop) is compiled once instead of once per width
+        tier, and runs once per bracket instead of once per member and epoch."""
+        if not self.shared_order or self.orders is not None:
+            return self
+        return self.replace(orders=jax.vmap(self.shared_order_of)(jnp.arange(max_epochs, dtype=jnp.int32)))
 
     # ----------------------------------------------------------------------------------- width tiers
     def train_epochs(self, state: MemberState, first, count, carry, on_epoch):
