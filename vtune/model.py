@@ -108,10 +108,55 @@ def to_views(flat, layout: Layout) -> dict:
     the number of distinct elementwise kernels, hence compile time, down (one leaf per bias cost ≈ 0.5 s of
     compile per program on a 2-core CPU).
     """
-    parts = unflatten(flat, layout)
-    layers = list(parts["hidden"]) + [parts["out"]]
-    return {"w": tuple(layer["w"] for layer in layers),
-            "b": jnp.concatenate([layer["b"] for layer in layers], axis=-1)}
+    return narrow_views(flat, layout, layout)
+
+
+@functools.cache
+def _view_indices(full: Layout, small: Layout):
+    """Where each entry of :func:`narrow_views`' views lies in the ``full`` flat vector: one index array per
+    weight matrix (``small``'s shapes) and one for the biases together (static numpy)."""
+    table = full.offsets()
+    d, L, w, c = small
+
+    def at(name, rows, cols=None):
+        start, shape = table[name]
+        pos = start + np.arange(int(np.prod(shape))).reshape(shape)
+        return pos[:rows] if cols is None else pos[:rows, :cols]
+
+    ws = [at(f"hidden_{l}_w", d if l == 0 else w, w) for l in range(L)] + [at("out_w", w, c)]
+    bs = [at(f"hidden_{l}_b", w) for l in range(L)] + [at("out_b", c)]
+    return tuple(x.astype(np.int32) for x in ws), np.concatenate(bs).astype(np.int32)
+
+
+@functools.cache
+def _flat_sources(full: Layout, small: Layout) -> np.ndarray:
+    """For each entry of the ``full`` flat vector, its position in the concatenation of ``small``'s views
+    (weight matrices flattened in order, then the biases, then one zero): see :func:`widen`."""
+    ws, b = _view_indices(full, small)
+    src = np.full(full.num_params, sum(x.size for x in ws) + b.size, np.int32)  # the trailing zero
+    src[np.concatenate([x.reshape(-1) for x in ws] + [b])] = np.arange(src.max(), dtype=np.int32)
+    return src
+
+
+def narrow_views(flat, full: Layout, small: Layout) -> dict:
+    """:func:`to_views` of ``flat`` (layout ``full``, leading axes kept) cut down to the layout ``small``
+    (``full`` itself, or a narrower width tier): each view is one gather from the flat vector with static
+    indices — one kernel per view, where slicing each piece and concatenating the biases took two or
+    three."""
+    ws, b = _view_indices(full, small)
+    return {"w": tuple(flat[..., idx] for idx in ws), "b": flat[..., b]}
+
+
+def widen(views, full: Layout, small: Layout):
+    """Inverse of :func:`narrow_views`: the flat vector (layout ``full``, leading axes kept) of the views,
+    zero outside them — one concatenation and one gather. Exact for every buffer the epoch loop keeps:
+    a member trained at a width tier never reads or writes its buffers outside the tier's corner, and
+    they are zero there (weights and biases outside a member's true shape start at zero and get zero
+    gradients; optimizer buffers start at zero, but for Adagrad's accumulator, whose unread 0.1 outside
+    the corner comes back as zero)."""
+    lead = views["b"].shape[:-1]
+    parts = [x.reshape(lead + (-1,)) for x in views["w"]] + [views["b"], jnp.zeros(lead + (1,), views["b"].dtype)]
+    return jnp.concatenate(parts, axis=-1)[..., _flat_sources(full, small)]
 
 
 def _bias_slices(layout: Layout):
@@ -128,12 +173,7 @@ def layers_of(views, layout: Layout) -> dict:
 
 def from_views(views, layout: Layout):
     """Inverse of :func:`to_views` (leading axes kept)."""
-    lead = views["b"].shape[:-1]
-    layers = layers_of(views, layout)
-    parts = []
-    for layer in list(layers["hidden"]) + [layers["out"]]:
-        parts += [layer["w"].reshape(lead + (-1,)), layer["b"]]
-    return jnp.concatenate(parts, axis=-1)
+    return widen(views, layout, layout)
 
 
 def weight_mask(layout: Layout) -> jnp.ndarray:
@@ -294,29 +334,6 @@ def forward(flat, hp: Mapping[str, jnp.ndarray], x, layout: Layout, *,
         h = jax.lax.cond(l < hp["num_layers"], functools.partial(layer_fn, l, params["hidden"][l]),
                          lambda h: h, h)
     return h @ params["out"]["w"] + params["out"]["b"][None, :]
-
-
-def shrink(flat, full: Layout, small: Layout):
-    """One member's flat buffer in layout ``full`` cut down to the narrower layout ``small``."""
-    big = unflatten(flat, full)
-    d, L, w, c = small
-    hidden = []
-    for l, layer in enumerate(big["hidden"]):
-        rows = d if l == 0 else w
-        hidden.append({"w": layer["w"][:rows, :w], "b": layer["b"][:w]})
-    return flatten({"hidden": tuple(hidden), "out": {"w": big["out"]["w"][:w], "b": big["out"]["b"]}})
-
-
-def expand_into(flat, part, full: Layout, small: Layout):
-    """Write ``part`` (layout ``small``) back into ``flat`` (layout ``full``), keeping the rest of ``flat``."""
-    big = unflatten(flat, full)
-    sm = unflatten(part, small)
-    hidden = tuple(
-        {"w": jax.lax.dynamic_update_slice(b["w"], s["w"], (0, 0)),
-         "b": jax.lax.dynamic_update_slice(b["b"], s["b"], (0,))}
-        for b, s in zip(big["hidden"], sm["hidden"]))
-    out = {"w": jax.lax.dynamic_update_slice(big["out"]["w"], sm["out"]["w"], (0, 0)), "b": sm["out"]["b"]}
-    return flatten({"hidden": hidden, "out": out})
 
 
 def useful_weights(num_features: int, num_outputs: int, num_layers: int, units: Sequence[int]) -> int:

@@ -35,8 +35,9 @@ from flax import struct
 from vtune import hparams as hpmod
 from vtune.losses import LOSS_IDS, loss_fn, score as score_fn, task_loss
 from vtune.engine import epoch_loop
-from vtune.model import (ACTIVATION_IDS, INIT_IDS, Layout, dropout_key, expand_into, forward, init_member,
-                          from_views, init_population_host, shrink, tier_weights, tier_width, to_views,
+from vtune.model import (ACTIVATION_IDS, INIT_IDS, Layout, dropout_key, forward, init_member,
+                          from_views, init_population_host, narrow_views, tier_weights, tier_width, to_views,
+                          widen,
                           weight_mask, widest_layer)
 from vtune.packed import PackedHParams
 from vtune.optim import OPTIMIZER_IDS, PopulationOptState, init_state_for, population_optimizer
@@ -422,9 +423,10 @@ class MLPTrainable(struct.PyTreeNode):
                 if width == self.max_units:
                     return self.replace(width_tiers=()).train_epochs(state, first, count, carry, on_epoch)
                 inner = self.replace(max_units=width, width_tiers=())
-                packed, carry = inner.train_epochs(self._shrink_state(state, inner.layout), first, count,
-                                                   carry, on_epoch)
-                return self._expand_state(state, packed, inner.layout), carry
+                full, small = self.layout, inner.layout
+                views = self._map_buffers(lambda x: narrow_views(x, full, small), state, state)
+                views, carry = epoch_loop(inner, views, first, count, carry, on_epoch)
+                return self._map_buffers(lambda v: widen(v, full, small), views, views), carry
             return run
 
         return jax.lax.switch(index, [branch(w) for w in tiers], state, carry)
@@ -454,15 +456,6 @@ class MLPTrainable(struct.PyTreeNode):
     def _to_flat(self, state: MemberState) -> MemberState:
         """Inverse of :meth:`_to_views`: the flat vectors the bracket program keeps."""
         return self._map_buffers(lambda x: from_views(x, self.layout), state, state)
-
-    def _shrink_state(self, state: MemberState, small: Layout) -> MemberState:
-        full = self.layout
-        return self._map_buffers(jax.vmap(lambda x: shrink(x, full, small)), state, state)
-
-    def _expand_state(self, state: MemberState, part: MemberState, small: Layout) -> MemberState:
-        """``part`` (trained at ``small``) written back into ``state``'s full-width buffers."""
-        full = self.layout
-        return self._map_buffers(jax.vmap(lambda x, p: expand_into(x, p, full, small)), part, state, part)
 
     def _after_epoch(self, state: MemberState, scores, losses):
         """Early-stopping bookkeeping after an epoch.
