@@ -414,3 +414,21 @@ def test_ties_go_to_the_higher_tiebreak_before_the_trial_id():
     assert result.best["id"] == winner and result.best_val_score == 2.0
     # The rung selection used it too: the winner is the one trial that completed every rung.
     assert [t["id"] for t in result.trials if t["status"] == "completed"] == [winner]
+
+
+def test_a_subclass_is_not_served_its_parents_program():
+    # A subclass that only adds a method flattens to a treedef that compares equal to its parent's; the
+    # engine keys its programs on the class as well, so the subclass gets its own (with the tie-break).
+    space = Space({"units": Int(1, 4), "optimizer": Choice(["rmsprop"]),
+                   "learning_rate": Float(1e-3, 1.0, scale="log")})
+    base = make_trainable(["rmsprop"])
+    plain = vtune.FunctionTrainable(data=base.data, init_fn=init_fn, epoch_fn=epoch_fn)
+    tied = LearningRateTiebreak(data=base.data, init_fn=init_fn, epoch_fn=epoch_fn)
+    assert jax.tree.structure(plain) == jax.tree.structure(tied)
+    strategy = Halving(num_configs=9, max_epochs=9, eta=3)
+    first = vtune.tune(space, plain, strategy=strategy, seed=3, compile_cache=None)
+    second = vtune.tune(space, tied, strategy=strategy, seed=3, compile_cache=None)
+    configs = space.sample(9, seed=stage_rng(3, 0))
+    ties = [j for j, c in enumerate(configs) if c["units"] == 3]
+    assert first.best["id"] == ties[0]  # no tie-break: the lower trial id
+    assert second.best["id"] == max(ties, key=lambda j: np.float32(configs[j]["learning_rate"]))

@@ -542,9 +542,9 @@ def test_memory_estimate_counts_every_device_copy():
 
     tr = MLPTrainable.create(vtune.load_dataset("xor"), max_layers=2, max_units=64, micro_batch=4)
     one, two = estimate_bytes(tr, 64, 2, 1), estimate_bytes(tr, 64, 2, 2)
-    # Two devices: two replicas, each also receiving the members both devices trained in a rung.
-    assert two["resident"] == 3 * one["resident"] and two["data"] == 2 * one["data"]
-    assert one["resident"] == 4 * 64 * tr.layout.num_params * 6 * 2  # 6 buffers, state + permuted copy
+    # Two devices: two replicas of the state and of the data.
+    assert two["resident"] == 2 * one["resident"] and two["data"] == 2 * one["data"]
+    assert one["resident"] == 4 * 64 * tr.layout.num_params * 6 * 2  # 6 buffers, state + room for copies
     # Only the optimizer buffers the allowed rules read are kept: SGD and momentum need one (m), not three.
     lean = tr.replace(optimizers=("sgd", "momentum"))
     assert estimate_bytes(lean, 64, 2, 1)["resident"] == 4 * 64 * tr.layout.num_params * 4 * 2

@@ -1,4 +1,4 @@
-"""The compiled core: a whole bracket — train every rung, score, select, gather, train on — in one program.
+"""The compiled core: a whole bracket — train every rung, score, select, train on — in one program.
 
 ``run_bracket`` is generic over the *trainable* (anything with ``init(hparams) -> state``,
 ``train_epoch(state, epoch) -> (state, scores [P])`` and ``score(state) -> [P]``, all over stacked member
@@ -8,18 +8,20 @@ coarse-to-fine search and every grid/random batch of the same capacity reuses **
 
 How a rung runs inside the program, with static shapes only:
 
-* The population lives in ``capacity`` slots (a multiple of ``chunk``). Slots ``[0, n_i)`` are the rung's
-  members. The rung trains ``⌈n_i / chunk⌉`` chunks of ``chunk`` members one after another
+* The population lives in ``capacity`` slots (a multiple of ``chunk``), a member in the same slot for the
+  whole bracket (slot = trial id); a mask of live slots says which are the rung's ``n_i`` members. The
+  rung trains ``⌈n_i / chunk⌉`` chunks of ``chunk`` members one after another
   (``fori_loop`` with a traced trip count), each for ``r_i − r_{i−1}`` epochs (another traced loop), so
   the training code is compiled once, for ``chunk`` members, and the later, smaller rungs do not pay for
   the first rung's width. Within a chunk, members train side by side under ``vmap``. A trainable with a
   ``cost(state)`` method has its members taken most expensive first, so the members of one chunk cost
   about the same; a slot of the last chunk that lies past the rung trains no epoch. After a chunk, only
   the part of its state that training changes is written back (the trainable's optional ``moving``).
-* After the rung, every slot is ranked by (active first, score descending, tie-break descending, trial id
-  ascending) with a stable ``lexsort`` — NaN scores count as −inf — and the population is permuted so the
-  top ``⌊n_i/η⌋`` occupy the first slots: a static-shape gather. The tie-break is the trainable's optional
-  ``tiebreak(state)`` (the MLP's: minus the validation loss), else nothing; remaining ties go to the lower
+* After the rung, every slot is ranked by (live first, score descending, tie-break descending, trial id
+  ascending) with a stable ``lexsort`` — NaN scores count as −inf — and the top ``⌊n_i/η⌋`` make the next
+  rung's mask. No state moves (permuting the population after each rung copied every buffer: on the
+  digits search that was a quarter of the time the brackets spent outside training). The tie-break is
+  the trainable's optional ``tiebreak(state)`` (the MLP's: minus the validation loss), else nothing; remaining ties go to the lower
   trial id.
 * Every epoch's validation score lands in a ``[capacity, max_epochs]`` curve table, every rung's score in a
   ``[capacity, max_rungs]`` table, both indexed by trial. The state of the best (trial, rung) seen so far
@@ -30,10 +32,11 @@ How a rung runs inside the program, with static shapes only:
 
 Devices: with more than one device, a rung is shared out over a one-axis mesh ``("pop",)`` with
 ``shard_map``: :func:`deal` gives each device a queue of members (longest processing time first, by the
-trainable's ``cost``), and each device trains its queue ``chunk / devices`` members at a time without
-waiting for the others; the trained members are gathered once, at the end of the rung. On a CPU backend,
-where each core is one device (see :mod:`vtune.devices`), that is one member at a time per core,
-unbatched. XLA runs the small matrix products of an MLP step on one thread, so this is what puts the
+trainable's ``cost``), and each device trains its queue ``chunk / devices`` members at a time into its own
+copy of the population without waiting for the others; at the end of the rung the devices swap what they
+trained, a few members per collective and only as many as the busiest device trained
+(:func:`_exchange`). On a CPU backend, where each core is one device (see :mod:`vtune.devices`), that is
+one member at a time per core, unbatched. XLA runs the small matrix products of an MLP step on one thread, so this is what puts the
 second core to work. (Training chunks in lock-step, one member per device and a gather after each,
 made a core wait for its partner at every chunk: on digits one core sat idle for a third of the
 bracket.) Members are independent, so sharding changes where they train, never what they compute
@@ -102,11 +105,46 @@ def _scatter(trainable, state, slots, part):
     return moving if own is None else own(state, moving)
 
 
-def rank_slots(scores, trial_ids, num_active, tiebreak=None):
-    """Slot order: active slots first, by score descending (NaN as −inf), then by ``tiebreak`` descending
-    (if given; NaN as −inf), then by lower trial id."""
-    slots = jnp.arange(scores.shape[0])
-    active = slots < num_active
+def active_mask(active, capacity: int):
+    """``bool [capacity]``: ``active`` itself if it is a mask, else the first ``active`` slots."""
+    active = jnp.asarray(active)
+    if active.dtype == jnp.bool_:
+        return active
+    return jnp.arange(capacity) < active
+
+
+#: Members each device sends per collective when devices swap a rung's trained members (see
+#: :func:`_exchange`): a rung sends ``⌈most members on one device / EXCHANGE_BLOCK⌉`` blocks, so a late rung
+#: of a few members moves a few members' state, not a whole queue's.
+EXCHANGE_BLOCK = 2
+
+
+def _exchange(trainable, state, curves, queue, most, block: int):
+    """Inside ``shard_map``: every device sends the moving state and curve rows of the members it trained
+    (its ``queue``; ``capacity`` marks no member) to all the others, ``block`` members per ``all_gather``,
+    for as many blocks as the busiest device needs (``most`` members); each writes what it receives into
+    its copy. Returns ``(state, curves)``, the same on every device."""
+    capacity = state_size(state)
+
+    def send(b, carry):
+        state, curves = carry
+        # A slice running past the queue is moved back inside it: members sent twice are written twice,
+        # with the same numbers.
+        slots = jax.lax.dynamic_slice_in_dim(queue, b * block, block)
+        within = jnp.minimum(slots, capacity - 1)
+        gather = lambda x: jax.lax.all_gather(x, "pop", tiled=True)
+        mine = (_take(moving_part(trainable, state), within), curves[within])
+        (part, rows), slots = jax.tree.map(gather, mine), gather(slots)
+        return _scatter(trainable, state, slots, part), curves.at[slots].set(rows, mode="drop")
+
+    return jax.lax.fori_loop(0, (most + block - 1) // block, send, (state, curves))
+
+
+def rank_slots(scores, trial_ids, active, tiebreak=None):
+    """Slot order: active slots first (``active``: a mask, or a count of leading slots), by score
+    descending (NaN as −inf), then by ``tiebreak`` descending (if given; NaN as −inf), then by lower trial
+    id."""
+    active = active_mask(active, scores.shape[0])
     s = jnp.where(jnp.isnan(scores), -jnp.inf, scores)
     s = jnp.where(active, s, -jnp.inf)
     # lexsort: the last key is the primary one.
@@ -116,29 +154,30 @@ def rank_slots(scores, trial_ids, num_active, tiebreak=None):
     return jnp.lexsort((trial_ids, -t, -s, ~active))
 
 
-def cost_order(trainable, state, num_active):
-    """Slots in training order: the rung's members by the trainable's optional ``cost(state)`` (most
-    expensive first: the members sharing a chunk cost about the same, and :func:`deal` hands the big ones
-    out first), then the slots past the rung. Without ``cost``: slot order."""
-    return _by_cost(member_costs(trainable, state, num_active), num_active)
+def cost_order(trainable, state, active):
+    """Slots in training order: the rung's members (``active``: a mask, or a count of leading slots) by
+    the trainable's optional ``cost(state)`` (most expensive first: the members sharing a chunk cost about
+    the same, and :func:`deal` hands the big ones out first), then the slots out of the rung. Without
+    ``cost``: slot order."""
+    active = active_mask(active, state_size(state))
+    return _by_cost(member_costs(trainable, state, active), active)
 
 
-def member_costs(trainable, state, num_active):
+def member_costs(trainable, state, active):
     """``float32 [capacity]``: the trainable's optional ``cost(state)`` of each slot of the rung (ones
-    without it; zero past the rung and wherever a cost is not a finite positive number)."""
+    without it; zero out of the rung and wherever a cost is not a finite positive number)."""
     own = getattr(trainable, "cost", None)
     capacity = state_size(state)
     cost = jnp.ones(capacity, jnp.float32) if own is None else own(state).astype(jnp.float32)
-    active = jnp.arange(capacity) < num_active
-    return jnp.where(active & jnp.isfinite(cost), jnp.maximum(cost, 0.0), 0.0)
+    return jnp.where(active_mask(active, capacity) & jnp.isfinite(cost), jnp.maximum(cost, 0.0), 0.0)
 
 
-def _by_cost(cost, num_active):
+def _by_cost(cost, active):
     slots = jnp.arange(cost.shape[0], dtype=jnp.int32)
-    return jnp.lexsort((slots, -cost, slots >= num_active)).astype(jnp.int32)
+    return jnp.lexsort((slots, -cost, ~active)).astype(jnp.int32)
 
 
-def deal(trainable, state, num_active, num_devices: int, per_device: int):
+def deal(trainable, state, active, num_devices: int, per_device: int):
     """Share a rung's members among devices: ``(queues int32 [num_devices * per_device], counts int32
     [num_devices])``, device ``d``'s queue being ``queues[d * per_device:][:counts[d]]`` (the rest of it is
     ``capacity``, meaning no member).
@@ -149,9 +188,10 @@ def deal(trainable, state, num_active, num_devices: int, per_device: int):
     only then meet — where pairing members in lock-step chunks made one device wait at every chunk.
     """
     capacity = state_size(state)
-    cost = member_costs(trainable, state, num_active)
-    order = _by_cost(cost, num_active)
-    cost, active = cost[order], order < num_active
+    active = active_mask(active, capacity)
+    cost = member_costs(trainable, state, active)
+    order = _by_cost(cost, active)
+    cost, active = cost[order], active[order]
 
     def place(carry, args):
         load, fill = carry
@@ -190,7 +230,9 @@ def bracket_program(trainable, hparams, sizes, epochs, num_rungs, *, capacity: i
     if prepare is not None:  # optional: tables every epoch reads, computed once per program run
         trainable = prepare(max_epochs)
     state = trainable.init(hparams)
-    trial = jnp.arange(capacity, dtype=jnp.int32)
+    # A member keeps its slot for the whole bracket (slot = trial id): a rung is a mask of live slots, and
+    # selection moves no state (permuting the population after each rung copied every buffer).
+    slot_ids = jnp.arange(capacity, dtype=jnp.int32)
 
     def train_members(trainable, part, part_curves, done, counts):
         # ``counts`` [chunk]: the epochs each member trains (0 for a slot past the rung). The chunk runs
@@ -206,70 +248,67 @@ def bracket_program(trainable, hparams, sizes, epochs, num_rungs, *, capacity: i
         per_device = capacity // num_devices
         group = chunk // num_devices
 
-        def device_queue(trainable, state, queue, queue_curves, count, done, todo):
-            # One device's share of a rung: its ``count`` members (slots in ``queue``, most expensive
-            # first), ``group`` at a time (on CPU one, trained unbatched on this device's core). Nothing
-            # here waits for another device; the rung's one collective gathers the trained members after.
-            count = count[0]
-            trained = jax.tree.map(lambda x: jnp.zeros((per_device,) + x.shape[1:], x.dtype),
-                                   moving_part(trainable, state))
+        block = min(EXCHANGE_BLOCK, per_device)
+
+        def device_queue(trainable, state, live, curves, done, todo):
+            # One device's share of a rung. It deals the rung itself (every device computes the same deal:
+            # inside ``shard_map`` that is plain replicated code, where the partitioner had turned the
+            # deal's loop into two collectives per member), trains its ``count`` members (slots in
+            # ``queue``, most expensive first) ``group`` at a time (on CPU one, unbatched, on this device's
+            # core) into its own copy of the population without waiting for another device, then swaps
+            # what it trained for what the others trained (:func:`_exchange`), so that every copy is the
+            # same again.
+            queues, counts = deal(trainable, state, live, num_devices, per_device)
+            me = jax.lax.axis_index("pop")
+            queue = jax.lax.dynamic_slice_in_dim(queues, me * per_device, per_device)
 
             def body(g, carry):
-                trained, queue_curves = carry
-                start = g * group
-                slots = jax.lax.dynamic_slice_in_dim(queue, start, group)
-                counts = jnp.where(start + jnp.arange(group) < count, todo, 0)
-                part = _take(state, jnp.minimum(slots, capacity - 1))
-                rows = jax.lax.dynamic_slice_in_dim(queue_curves, start, group)
-                part, rows = train_members(trainable, part, rows, done, counts)
-                trained = jax.tree.map(lambda t, p: jax.lax.dynamic_update_slice_in_dim(t, p, start, 0),
-                                       trained, moving_part(trainable, part))
-                return trained, jax.lax.dynamic_update_slice_in_dim(queue_curves, rows, start, 0)
+                state, curves = carry
+                slots = jax.lax.dynamic_slice_in_dim(queue, g * group, group)
+                counts_ = jnp.where(g * group + jnp.arange(group) < counts[me], todo, 0)
+                within = jnp.minimum(slots, capacity - 1)
+                part, rows = train_members(trainable, _take(state, within), curves[within], done, counts_)
+                return _scatter(trainable, state, slots, part), curves.at[slots].set(rows, mode="drop")
 
-            return jax.lax.fori_loop(0, (count + group - 1) // group, body, (trained, queue_curves))
+            state, curves = jax.lax.fori_loop(0, (counts[me] + group - 1) // group, body, (state, curves))
+            return _exchange(trainable, state, curves, queue, jnp.max(counts), block)
 
         train_queues = functools.partial(
-            jax.shard_map(device_queue, mesh=mesh, in_specs=(rep, rep, pop, pop, pop, rep, rep),
-                          out_specs=(pop, pop), check_vma=False), trainable)
+            jax.shard_map(device_queue, mesh=mesh, in_specs=(rep, rep, rep, rep, rep, rep),
+                          out_specs=(rep, rep), check_vma=False), trainable)
     curves = jnp.full((capacity, max_epochs), jnp.nan, jnp.float32)
     rung_scores = jnp.full((capacity, max_rungs), jnp.nan, jnp.float32)
     best_member = _take(state, jnp.zeros((), jnp.int32))
     best = (jnp.float32(-jnp.inf), jnp.float32(-jnp.inf), jnp.int32(-1), jnp.int32(-1), best_member)
     trained = jnp.int32(0)  # member-epochs actually trained (live members only)
+    live = slot_ids < sizes[0]
 
     def rung_body(i, carry):
-        state, trial, curves, rung_scores, best, trained = carry
+        state, live, curves, rung_scores, best, trained = carry
         n_i = sizes[i]
         done = jnp.where(i > 0, epochs[jnp.maximum(i - 1, 0)], 0)
         todo = epochs[i] - done
         if mesh is None:
-            slots_in_order = cost_order(trainable, state, n_i)
+            slots_in_order = cost_order(trainable, state, live)
 
             def chunk_body(j, carry):
                 state, curves = carry
                 slots = jax.lax.dynamic_slice_in_dim(slots_in_order, j * chunk, chunk)
-                live = slots < n_i
-                rows = jnp.where(live, trial[slots], capacity)  # out of range: dropped
+                in_rung = j * chunk + jnp.arange(chunk) < n_i
+                rows = jnp.where(in_rung, slots, capacity)  # out of range: dropped
                 part = _take(state, slots)
-                counts = jnp.where(live, todo, 0)  # a slot past the rung trains no epoch
-                part, part_curves = train_members(trainable, part, curves[jnp.minimum(rows, capacity - 1)],
-                                                  done, counts)
-                state = _scatter(trainable, state, slots, part)
+                counts = jnp.where(in_rung, todo, 0)  # a slot past the rung trains no epoch
+                part, part_curves = train_members(trainable, part, curves[slots], done, counts)
+                state = _scatter(trainable, state, rows, part)
                 return state, curves.at[rows].set(part_curves, mode="drop")
 
             state, curves = jax.lax.fori_loop(0, (n_i + chunk - 1) // chunk, chunk_body, (state, curves))
         else:
-            queues, counts = deal(trainable, state, n_i, mesh.size, per_device)
-            rows = jnp.where(queues < capacity, trial[jnp.minimum(queues, capacity - 1)], capacity)
-            members, queue_curves = train_queues(state, queues, curves[jnp.minimum(rows, capacity - 1)],
-                                                 counts, done, todo)
-            state = _scatter(trainable, state, queues, members)
-            curves = curves.at[rows].set(queue_curves, mode="drop")
+            state, curves = train_queues(state, live, curves, done, todo)
         trained = trained + n_i * todo
         scores, tiebreak = selection_keys(trainable, state)
-        order = rank_slots(scores, trial, n_i, tiebreak)
-        live = jnp.arange(capacity) < n_i
-        rung_scores = rung_scores.at[jnp.where(live, trial, capacity), i].set(
+        order = rank_slots(scores, slot_ids, live, tiebreak)
+        rung_scores = rung_scores.at[jnp.where(live, slot_ids, capacity), i].set(
             jnp.where(jnp.isnan(scores), -jnp.inf, scores), mode="drop")
         top = order[0]
         top_score = jnp.where(jnp.isnan(scores[top]), -jnp.inf, scores[top])
@@ -279,13 +318,16 @@ def bracket_program(trainable, hparams, sizes, epochs, num_rungs, *, capacity: i
         best = (
             jnp.where(better, top_score, best_score),
             jnp.where(better, top_tb, best_tb),
-            jnp.where(better, trial[top], best_trial),
+            jnp.where(better, top, best_trial),
             jnp.where(better, i, best_rung),
             jax.tree.map(lambda new, old: jnp.where(better, new, old), _take(state, top), best_member),
         )
-        return _take(state, order), trial[order], curves, rung_scores, best, trained
+        # The next rung: the top ``sizes[i + 1]`` of this one (none after the last rung).
+        keep = jnp.where(i + 1 < max_rungs, sizes[jnp.minimum(i + 1, max_rungs - 1)], 0)
+        live = jnp.zeros(capacity, bool).at[order].set(slot_ids < keep)
+        return state, live, curves, rung_scores, best, trained
 
-    carry = (state, trial, curves, rung_scores, best, trained)
+    carry = (state, live, curves, rung_scores, best, trained)
     _, _, curves, rung_scores, best, trained = jax.lax.fori_loop(0, num_rungs, rung_body, carry)
     best_score, best_tb, best_trial, best_rung, best_member = best
     return {
@@ -377,7 +419,9 @@ class Engine:
         ``(trainable, hparams, sizes, epochs, num_rungs)``."""
         leaves, treedef = jax.tree.flatten((trainable, hparams))
         specs = tuple(_spec(x) for x in leaves)
-        key = (treedef, specs)
+        # The trainable's class too: a subclass that overrides a method (a tie-break, say) flattens to the
+        # same treedef as its parent, and must not be served the parent's program.
+        key = (type(trainable), treedef, specs)
         if key not in self._compiled:
             t0 = time.perf_counter()
             self._compiled[key] = self._build(trainable, hparams, leaves, treedef, specs)
@@ -393,7 +437,8 @@ class Engine:
         describe = getattr(trainable, "program_key", None)
         if folder is None or describe is None:
             return None
-        text = json.dumps([source_digest(), describe(), sorted(hparams),
+        kind = f"{type(trainable).__module__}.{type(trainable).__qualname__}"
+        text = json.dumps([source_digest(), kind, describe(), sorted(hparams),
                            [[list(spec.shape), str(spec.dtype)] for spec in specs],
                            self.capacity, self.chunk, self.max_rungs, self.max_epochs,
                            None if self.mesh is None else self.mesh.size, jax.default_backend()])

@@ -24,18 +24,18 @@ def total_memory_bytes() -> int:
 def estimate_bytes(trainable, capacity: int, chunk: int, devices: int = 1) -> dict:
     """Estimated bytes: ``resident`` (all slots' state), ``working`` (one chunk's step and validation).
 
-    With ``devices`` > 1 the population's state is replicated on every device and the data too, and each
-    device receives the members every device trained in a rung; CPU devices (one per core, see
-    :mod:`vtune.devices`) all live in the same RAM, so the copies add up.
+    With ``devices`` > 1 the population's state is replicated on every device and the data too; CPU
+    devices (one per core, see :mod:`vtune.devices`) all live in the same RAM, so the copies add up.
     """
     p = trainable.layout.num_params
     optim = sum(buffers_used(trainable.optimizers).values())
     buffers = 1 + optim + (1 if trainable.accumulate else 0) + (1 if trainable.restore_best else 0)
-    # x2: the program carries state and its permuted copy; with several devices, each also receives the
-    # members trained in a rung by every device (see vtune.engine.deal): one more copy. (Measured on the
-    # digits benchmark search, two devices: 97 MiB of temporaries per device when chunks trained in
-    # lock-step, 137 MiB with per-device queues; this estimate says 193 MiB.)
-    copies = 2 if devices == 1 else 3
+    # x2: the state, and room for the copies XLA makes around a rung. Members keep their slots and devices
+    # swap trained members a few at a time (vtune.engine._exchange), so no second population is held.
+    # (Measured on the digits benchmark search, two devices, 64 MiB of state per device: 75 MiB of
+    # temporaries per device; 137 MiB when the population was permuted after each rung and the trained
+    # members gathered whole; this estimate says 129 MiB.)
+    copies = 2
     resident = 4 * capacity * p * buffers * copies * devices
     w = trainable.max_units
     acts = trainable.micro_batch * w * trainable.max_layers * 6  # activations, masks, grads of one step
