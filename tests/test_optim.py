@@ -12,7 +12,7 @@ import pytest
 from jax.extend.core import ClosedJaxpr, Jaxpr
 
 from vtune.hparams import OPTIMIZERS
-from vtune.optim import OPTIMIZER_IDS, buffers_used, init_state_for, population_optimizer, reference_optax
+from vtune.optim import FUSE_RULES, OPTIMIZER_IDS, buffers_used, init_state_for, population_optimizer, reference_optax
 
 STEPS = 20
 # Hyperparameters away from the defaults (so a swapped β₁/β₂/ρ/ε shows), one set per rule.
@@ -91,11 +91,11 @@ def _population_trajectory(problem: str, weight_decay: float):
     return _population_program(problem)(_population_hparams(weight_decay))
 
 
-def _member(problem: str):
+def _member(problem: str, optimizers=OPTIMIZERS):
     """One member's trajectory (params after every step) as a function of its hyperparameters."""
     loss, init = PROBLEMS[problem]
     params0 = init()
-    opt = population_optimizer(decay_mask=_decay_mask(params0))
+    opt = population_optimizer(optimizers=optimizers, decay_mask=_decay_mask(params0))
 
     def member(hp):
         params = params0
@@ -124,6 +124,27 @@ def _alone_program(problem: str):
     """The same members one after another (``lax.map``): each optimizer id is a scalar, so the update is a
     real conditional that runs only the member's rule (the CPU engine's path)."""
     return jax.jit(lambda hps: jax.lax.map(_member(problem), hps))
+
+
+#: The rules in groups of FUSE_RULES: a member alone with one of these rule sets computes all of them and
+#: selects its own (vtune.choose.choose_fused), the path a search with few optimizers compiles.
+FUSED_GROUPS = [OPTIMIZERS[i:i + FUSE_RULES] for i in range(0, len(OPTIMIZERS), FUSE_RULES)]
+
+
+@functools.lru_cache(maxsize=None)
+def _fused_programs(problem: str):
+    return [jax.jit(lambda hps, group=group: jax.lax.map(_member(problem, group), hps)) for group in FUSED_GROUPS]
+
+
+def _fused_trajectories(problem: str, weight_decay: float) -> dict:
+    """``{rule: params after every step}`` of each rule's member alone, in its group of FUSE_RULES rules."""
+    out = {}
+    for group, program in zip(FUSED_GROUPS, _fused_programs(problem)):
+        hps = _population_hparams(weight_decay)
+        rows = np.array([OPTIMIZERS.index(n) for n in group])
+        result = program(jax.tree.map(lambda x: x[rows], hps))
+        out.update({n: jax.tree.map(lambda x, k=k: x[k], result) for k, n in enumerate(group)})
+    return out
 
 
 def _cond_branches(jaxpr) -> list[int]:
@@ -196,12 +217,12 @@ def trajectories(request):
     loss, init = PROBLEMS[problem]
     alone = _alone_program(problem)(_population_hparams(weight_decay))
     return (problem, loss, init(), weight_decay, _population_trajectory(problem, weight_decay), alone,
-            _optax_program(problem)(jnp.float32(weight_decay)))
+            _optax_program(problem)(jnp.float32(weight_decay)), _fused_trajectories(problem, weight_decay))
 
 
 @pytest.mark.parametrize("name", OPTIMIZERS)
 def test_member_rule_equals_plain_optax(trajectories, name):
-    problem, loss, params0, weight_decay, population, alone, (plain, ref) = trajectories
+    problem, loss, params0, weight_decay, population, alone, (plain, ref), fused = trajectories
     i = OPTIMIZERS.index(name)
     ours = jax.tree.map(lambda x: x[i], population)
     # The quadratic's gradients are the same arithmetic on both sides; the MLP's come from differently
@@ -214,6 +235,9 @@ def test_member_rule_equals_plain_optax(trajectories, name):
         # The member alone (its rule's branch of the conditional) follows the same path.
         np.testing.assert_allclose(alone[key][i], plain[name][key], rtol=rtol, atol=atol,
                                    err_msg=f"{name} alone, {key}, weight_decay={weight_decay}")
+        # So does the member alone among a few rules, all computed and its own selected.
+        np.testing.assert_allclose(fused[name][key], plain[name][key], rtol=rtol, atol=atol,
+                                   err_msg=f"{name} alone, fused, {key}, weight_decay={weight_decay}")
         # vtune.optim.reference_optax (which the training tests use) is that same optimizer.
         np.testing.assert_array_equal(ref[name][key], plain[name][key], err_msg=f"reference_optax({name!r})")
     # The rule did something: the loss moved, and weight decay changed the trajectory when on.
@@ -271,8 +295,8 @@ def test_rule_set_keeps_only_the_buffers_its_rules_read(name):
 
 
 def test_a_member_alone_runs_only_its_own_rule():
-    # Unbatched, the optimizer id is a scalar: the update of each leaf is one ``cond`` over the allowed rules
-    # (only the member's branch runs). Under vmap it is a select over every rule; with one rule, no choice.
+    # Unbatched, the optimizer id is a scalar: past FUSE_RULES allowed rules the update of each leaf is one
+    # ``cond`` over them (only the member's branch runs). Under vmap it is a select over every rule; with one rule, no choice.
     params0 = _quadratic_init()
     grads = jax.grad(quadratic)(params0)
     hp = {k: jnp.float32(v) for k, v in _hp("adam", 0.01).items()}
@@ -289,8 +313,10 @@ def test_a_member_alone_runs_only_its_own_rule():
             return _cond_branches(jax.make_jaxpr(jax.vmap(update))(jax.tree.map(lambda x: x[None], hp)))
         return _cond_branches(jax.make_jaxpr(update)(hp))
 
+    assert len(OPTIMIZERS) > FUSE_RULES
     assert cond_branches(OPTIMIZERS) == [len(OPTIMIZERS)] * len(params0)
-    assert cond_branches(("momentum", "adam")) == [2] * len(params0)
+    # A few rules are all computed and selected, fused (no conditional); one rule: no choice.
+    assert cond_branches(OPTIMIZERS[:FUSE_RULES]) == []
     assert cond_branches(("adam",)) == []
     assert cond_branches(OPTIMIZERS, batched=True) == []
 
