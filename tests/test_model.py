@@ -14,7 +14,7 @@ from reference_mlp import EPOCHS, MICRO_BATCH, run_population, small_digits
 from vtune import rng
 from vtune.hparams import ACTIVATIONS, complete_config
 from vtune.model import (ACTIVATION_IDS, INIT_IDS, Layout, activate, dropout_scale, from_views, init_weight,
-                         layers_of, to_views, unflatten)
+                         layers_of, narrow_views, to_views, unflatten, widen)
 from vtune.train import MLPTrainable, encode_hparams
 
 MAX_LAYERS, MAX_UNITS = 3, 32
@@ -110,6 +110,24 @@ def test_training_views_round_trip_the_flat_vector_exactly():
     got = layers_of(one, layout)
     for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(ref)):
         np.testing.assert_array_equal(a, b)
+
+
+def test_tier_views_are_the_corners_and_widen_restores_a_buffer_zero_outside_them():
+    full, small = Layout(5, 3, 8, 2), Layout(5, 3, 4, 2)
+    ref = unflatten(jnp.arange(full.num_params, dtype=jnp.float32), full)
+    views = narrow_views(jnp.arange(full.num_params, dtype=jnp.float32)[None], full, small)  # leading [1]
+    want = [ref["hidden"][0]["w"][:, :4], ref["hidden"][1]["w"][:4, :4], ref["hidden"][2]["w"][:4, :4],
+            ref["out"]["w"][:4]]
+    for got, w in zip(views["w"], want):
+        np.testing.assert_array_equal(got[0], w)
+    np.testing.assert_array_equal(views["b"][0], np.concatenate(
+        [ref["hidden"][l]["b"][:4] for l in range(3)] + [ref["out"]["b"]]))
+    # A buffer that is zero outside the corners (a member of the narrow tier) comes back exactly.
+    corner = jax.tree.map(lambda x: x.at[:].set(1.0), views)
+    back = widen(corner, full, small)[0]
+    assert float(back.sum()) == sum(x.size for x in jax.tree.leaves(corner))
+    np.testing.assert_array_equal(widen(narrow_views(back[None], full, small), full, small)[0], back)
+    assert narrow_views(back[None], full, full)["w"][1].shape == (1, 8, 8)  # full = small: to_views
 
 
 # ---------------------------------------------------------------------------------- divergence

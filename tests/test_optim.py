@@ -91,11 +91,11 @@ def _population_trajectory(problem: str, weight_decay: float):
     return _population_program(problem)(_population_hparams(weight_decay))
 
 
-def _member(problem: str, optimizers=OPTIMIZERS):
+def _member(problem: str, optimizers=OPTIMIZERS, fuse=False):
     """One member's trajectory (params after every step) as a function of its hyperparameters."""
     loss, init = PROBLEMS[problem]
     params0 = init()
-    opt = population_optimizer(optimizers=optimizers, decay_mask=_decay_mask(params0))
+    opt = population_optimizer(optimizers=optimizers, decay_mask=_decay_mask(params0), fuse=fuse)
 
     def member(hp):
         params = params0
@@ -133,7 +133,7 @@ FUSED_GROUPS = [OPTIMIZERS[i:i + FUSE_RULES] for i in range(0, len(OPTIMIZERS), 
 
 @functools.lru_cache(maxsize=None)
 def _fused_programs(problem: str):
-    return [jax.jit(lambda hps, group=group: jax.lax.map(_member(problem, group), hps)) for group in FUSED_GROUPS]
+    return [jax.jit(lambda hps, group=group: jax.lax.map(_member(problem, group, fuse=True), hps)) for group in FUSED_GROUPS]
 
 
 def _fused_trajectories(problem: str, weight_decay: float) -> dict:
@@ -295,15 +295,15 @@ def test_rule_set_keeps_only_the_buffers_its_rules_read(name):
 
 
 def test_a_member_alone_runs_only_its_own_rule():
-    # Unbatched, the optimizer id is a scalar: past FUSE_RULES allowed rules the update of each leaf is one
-    # ``cond`` over them (only the member's branch runs). Under vmap it is a select over every rule; with one rule, no choice.
+    # Unbatched, the optimizer id is a scalar: the update of each leaf is one ``cond`` over the allowed
+    # rules (only the member's branch runs), unless a fused optimizer has at most FUSE_RULES of them. Under vmap it is a select over every rule; with one rule, no choice.
     params0 = _quadratic_init()
     grads = jax.grad(quadratic)(params0)
     hp = {k: jnp.float32(v) for k, v in _hp("adam", 0.01).items()}
     hp["optimizer"] = jnp.int32(OPTIMIZER_IDS["adam"])
 
-    def cond_branches(optimizers, batched=False):
-        opt = population_optimizer(optimizers=optimizers, decay_mask=_decay_mask(params0))
+    def cond_branches(optimizers, batched=False, fuse=False):
+        opt = population_optimizer(optimizers=optimizers, decay_mask=_decay_mask(params0), fuse=fuse)
 
         def update(hp):
             state = init_state_for(opt, params0, hp["optimizer"])
@@ -315,8 +315,10 @@ def test_a_member_alone_runs_only_its_own_rule():
 
     assert len(OPTIMIZERS) > FUSE_RULES
     assert cond_branches(OPTIMIZERS) == [len(OPTIMIZERS)] * len(params0)
-    # A few rules are all computed and selected, fused (no conditional); one rule: no choice.
-    assert cond_branches(OPTIMIZERS[:FUSE_RULES]) == []
+    # Fused, a few rules are all computed and selected (no conditional); one rule: no choice.
+    assert cond_branches(OPTIMIZERS[:FUSE_RULES]) == [FUSE_RULES] * len(params0)
+    assert cond_branches(OPTIMIZERS[:FUSE_RULES], fuse=True) == []
+    assert cond_branches(OPTIMIZERS, fuse=True) == [len(OPTIMIZERS)] * len(params0)
     assert cond_branches(("adam",)) == []
     assert cond_branches(OPTIMIZERS, batched=True) == []
 

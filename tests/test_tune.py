@@ -28,7 +28,7 @@ from vtune.cache import configure_compile_cache
 from vtune.checkpoint import CheckpointError
 from vtune.engine import Engine
 from vtune.hparams import OPTIMIZERS
-from vtune.space import Float, Int, Space
+from vtune.space import Choice, Float, Int, Space
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 TESTS = pathlib.Path(__file__).resolve().parent
@@ -528,6 +528,31 @@ def test_width_tiers_are_kept_only_where_they_repay_compiling():
     # The 128 tier repays its compile time over a first run and a rerun; the 64 tier does not.
     assert keep == (128,)
     assert setup._sampled_architectures()[0].tolist() == need.tolist()  # a fixed draw: the same choice every time
+
+
+def test_optimizer_rules_are_fused_only_for_few_rules_and_a_small_budget():
+    from vtune.optim import FUSE_RULES
+    from vtune.tune import FUSE_MAX_FLOPS, _Setup
+
+    ds = vtune.load_dataset("digits")
+
+    def fused(optimizers, model_epochs, chunk=1):
+        space = {"units": Int(16, 256, scale="log"), "num_layers": Int(1, 3), "batch_size": 64,
+                 "optimizer": Choice(list(optimizers))}
+        setup = _Setup(space, ds, max_epochs=27, data_seed=0, shared_order=True, restore_best=True,
+                       steps_per_epoch=10)
+        setup.auto_tiers(model_epochs, chunk)
+        setup.auto_fuse(model_epochs, chunk)
+        variants = len(setup.trainable.width_tiers) + 1
+        flops = setup.training_flops(model_epochs, setup.trainable.width_tiers)
+        return setup.trainable.fuse_rules, flops <= variants * FUSE_MAX_FLOPS
+
+    few = ("momentum", "rmsprop", "adam")
+    assert len(few) <= FUSE_RULES
+    assert fused(few, 357) == (True, True)  # the benchmark's digits search
+    assert fused(few, 10**5) == (False, False)  # a long search: the slower step would cost more
+    assert fused(few, 357, chunk=4)[0] is False  # vmapped chunks select anyway
+    assert fused(few + ("sgd",), 357)[0] is False  # more rules than FUSE_RULES: the switch
 
 
 def test_a_search_that_cannot_fit_is_refused_with_the_numbers():

@@ -7,8 +7,8 @@ module writes the ten update rules as one *superset* rule over three buffers —
 first moment), ``v`` (second moment, squared-gradient sum or running average), ``w`` (Adadelta's running
 average of squared updates) — and each member's ``optimizer`` id picks its formula with
 :func:`vtune.choose.choose`: one member alone runs only its own rule, a vmapped population selects
-(with at most :data:`FUSE_RULES` allowed rules a member alone computes them all and selects: fewer kernels
-to compile).
+(``fuse=True`` with at most :data:`FUSE_RULES` allowed rules: a member alone computes them all and selects,
+fewer kernels to compile for a slower step).
 The arithmetic of each branch is written exactly as optax writes it (same operation order), and the tests
 check each optimizer against plain optax, step by step.
 
@@ -34,9 +34,10 @@ from vtune.choose import choose, choose_fused
 from vtune.hparams import OPTIMIZERS
 
 OPTIMIZER_IDS = {name: i for i, name in enumerate(OPTIMIZERS)}
-#: Up to this many allowed rules, a member computes every allowed rule and selects its own, element by
-#: element (:func:`vtune.choose.choose_fused`): the rules and the select fuse into one kernel per buffer.
-#: Past it, a ``lax.switch`` runs only the member's rule. Measured on the 2-core development CPU (digits,
+#: Up to this many allowed rules, a fused optimizer (``population_optimizer(fuse=True)``) has a member
+#: compute every allowed rule and select its own, element by element (:func:`vtune.choose.choose_fused`):
+#: the rules and the select fuse into one kernel per buffer. Otherwise a ``lax.switch`` runs only the
+#: member's rule. Measured on the 2-core development CPU (digits,
 #: one member alone, W = 256 × 3 and W = 64 × 1): with 3 rules, fusing cut the Hyperband search's XLA
 #: compile 8.1 -> 6.8 s (kernels per leaf update: ~14 -> ~3) for a 9-15% slower epoch; with all 10 rules
 #: it made an epoch 30-73% slower (every rule's divisions and square roots on every element).
@@ -96,7 +97,7 @@ def _leaf_update(name, g, p, m, v, w, count_inc, hp, decay):
 
 
 def population_optimizer(
-    *, optimizers: Sequence[str] = OPTIMIZERS, decay_mask: Any = None
+    *, optimizers: Sequence[str] = OPTIMIZERS, decay_mask: Any = None, fuse: bool = False
 ) -> optax.GradientTransformationExtraArgs:
     """The superset optimizer of one member; ``vmap`` it over a population.
 
@@ -119,7 +120,7 @@ def population_optimizer(
         if name not in OPTIMIZER_IDS:
             raise ValueError(f"unknown optimizer {name!r}; known: {', '.join(OPTIMIZERS)}")
     uses = buffers_used(optimizers)
-    pick = choose_fused if len(optimizers) <= FUSE_RULES else choose
+    pick = choose_fused if fuse and len(optimizers) <= FUSE_RULES else choose
 
     def init_fn(params):
         # Adagrad's accumulator starts at 0.1; the caller fixes it per member with ``init_state_for``.

@@ -158,6 +158,7 @@ class MLPTrainable(struct.PyTreeNode):
     restore_best: bool = struct.field(pytree_node=False, default=True)
     eval_block: int = struct.field(pytree_node=False, default=2048)
     width_tiers: tuple = struct.field(pytree_node=False, default=())
+    fuse_rules: bool = struct.field(pytree_node=False, default=False)  # see vtune.optim.FUSE_RULES
     # int32 [epochs, N]: the shared order of every epoch, drawn once per program (see :meth:`prepare`);
     # None: each epoch draws its own.
     orders: Any = struct.field(default=None)
@@ -223,7 +224,8 @@ class MLPTrainable(struct.PyTreeNode):
         return Layout(self.num_features, self.max_layers, self.max_units, self.num_outputs)
 
     def _opt(self):
-        return population_optimizer(optimizers=self.optimizers, decay_mask=weight_mask(self.layout))
+        return population_optimizer(optimizers=self.optimizers, decay_mask=weight_mask(self.layout),
+                                    fuse=self.fuse_rules)
 
     # ----------------------------------------------------------------------------------- init
     def init(self, hparams: Mapping[str, jnp.ndarray]) -> MemberState:
@@ -314,7 +316,7 @@ class MLPTrainable(struct.PyTreeNode):
         bufs = (params, opt_state.m, opt_state.v, opt_state.w)  # an optimizer buffer no rule reads is None
 
         def update(mask, g, p, m, v, w):
-            opt = population_optimizer(optimizers=self.optimizers, decay_mask=mask)
+            opt = population_optimizer(optimizers=self.optimizers, decay_mask=mask, fuse=self.fuse_rules)
             upd, new = opt.update(g, PopulationOptState(count=count, m=m, v=v, w=w), p, hparams=hp,
                                   learning_rate=lr)
             return jax.tree.map(jnp.add, p, upd), new.m, new.v, new.w

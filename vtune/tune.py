@@ -30,6 +30,7 @@ from vtune.checkpoint import Checkpoint
 from vtune.engine import Engine
 from vtune.losses import METRICS
 from vtune.model import tier_weights, tier_width, widest_layer
+from vtune.optim import FUSE_RULES
 from vtune.result import Model, Result
 from vtune.space import Choice, Float, Space, default_space
 from vtune.strategies import STRATEGIES, Strategy
@@ -54,6 +55,13 @@ CPU_CHUNK = 1
 #: cache, so its compile time is charged over two runs, the first and one rerun: 0.9e11. (The digits
 #: search with the 128 tier: 16.9 s cold and 5.5 s warm, against 16.0 s and 8.8 s without it.)
 TIER_MIN_FLOPS = 0.9e11
+#: Padded training FLOPs per compiled epoch-loop variant up to which a search fuses its optimizer rules
+#: (``_Setup.auto_fuse``). Measured on the 2-core development CPU, 2026-11-24: fusing three rules saved
+#: 1.26 s of XLA compile on the digits search's two variants (0.63 s each) and made training 7–9% slower;
+#: training costs ≈ 4.1e-11 (digits, 1.06e11 padded FLOPs, 4.3 s) to 5.0e-11 s (20,000-row task, 9.1e11,
+#: ≈ 45 s) per padded FLOP, so fusing pays up to 0.63 / (0.08 × 4.5e-11) ≈ 1.8e11 FLOPs per variant:
+#: the digits search fuses (3.6e11 allowed), the 20,000-row one does not (5.4e11 allowed).
+FUSE_MAX_FLOPS = 1.8e11
 #: Configurations drawn (fixed seed) to estimate how many members fall in each tier's band.
 TIER_SAMPLE = 2048
 
@@ -215,27 +223,42 @@ class _Setup:
         if chunk != 1 or not tr.width_tiers:
             self.trainable = tr.replace(width_tiers=())
             return
-        need, depth = self._sampled_architectures()
-        scale = model_epochs * self.dataset.n_train * 6
-
-        def cost(tiers):
-            at = tier_width(need, sorted(tiers) + [tr.max_units], xp=np)  # the narrowest width holding it
-            # Alone on its core a member computes and updates only its own layers, at that width.
-            padded = tier_weights(tr.num_features, tr.num_outputs, depth.astype(np.int64), at.astype(np.int64))
-            return scale * float(np.mean(padded)) + len(tiers) * TIER_MIN_FLOPS
-
+        cost = lambda tiers: self.training_flops(model_epochs, tiers) + len(tiers) * TIER_MIN_FLOPS
         candidates = [list(c) for k in range(len(tr.width_tiers) + 1)
                       for c in itertools.combinations(sorted(tr.width_tiers), k)]
         best = min(candidates, key=lambda c: (cost(c), len(c)))
         self.trainable = tr.replace(width_tiers=tuple(best))
 
+    def training_flops(self, model_epochs: int, tiers) -> float:
+        """Padded FLOPs of training ``model_epochs`` member-epochs with width ``tiers``: ``model_epochs ×
+        rows × 6 × mean(padded weights of each member's own layers at its width)`` over
+        ``TIER_SAMPLE`` configurations of the space (alone on its core a member computes and updates only
+        its own layers, at the narrowest width that holds it)."""
+        tr = self.trainable
+        need, depth = self._sampled_architectures()
+        at = tier_width(need, sorted(tiers) + [tr.max_units], xp=np)
+        padded = tier_weights(tr.num_features, tr.num_outputs, depth.astype(np.int64), at.astype(np.int64))
+        return model_epochs * self.dataset.n_train * 6 * float(np.mean(padded))
+
+    def auto_fuse(self, model_epochs: int, chunk: int) -> None:
+        """Fuse the optimizer's rules (:data:`vtune.optim.FUSE_RULES`) when the compile time it saves beats
+        the slower steps it costs for this search: at most ``FUSE_MAX_FLOPS`` padded training FLOPs per
+        compiled epoch-loop variant (one per width tier and the full width), one member per chunk."""
+        tr = self.trainable
+        variants = len(tr.width_tiers) + 1
+        fuse = (chunk == 1 and len(tr.optimizers) <= FUSE_RULES
+                and self.training_flops(model_epochs, tr.width_tiers) <= variants * FUSE_MAX_FLOPS)
+        self.trainable = tr.replace(fuse_rules=bool(fuse))
+
     def _sampled_architectures(self) -> tuple[np.ndarray, np.ndarray]:
         """``(widest live layer, depth)`` of ``TIER_SAMPLE`` configurations drawn from the space (fixed
-        seed)."""
-        u = np.random.default_rng(0).random((TIER_SAMPLE, self.space.num_dims))
-        hp = encode_hparams(self.space.from_unit_batch(u), task=self.task, max_layers=self.max_layers,
-                            micro_batch=self.micro_batch)
-        return widest_layer(hp["num_layers"], hp["units"], xp=np), hp["num_layers"]
+        seed; drawn once per search)."""
+        if getattr(self, "_sample", None) is None:
+            u = np.random.default_rng(0).random((TIER_SAMPLE, self.space.num_dims))
+            hp = encode_hparams(self.space.from_unit_batch(u), task=self.task, max_layers=self.max_layers,
+                                micro_batch=self.micro_batch)
+            self._sample = widest_layer(hp["num_layers"], hp["units"], xp=np), hp["num_layers"]
+        return self._sample
 
     def encode(self, configs, seeds, max_epochs):
         if self.kind == "mlp":
@@ -325,6 +348,8 @@ def tune(space=None, data="digits", *, strategy: str | Strategy = "hyperband", s
     chunk = chunk if chunk is not None else (CPU_CHUNK if on_cpu else capacity)
     if setup.kind == "mlp" and width_tiers == "auto":
         setup.auto_tiers(sum(s.model_epochs for s in stages), chunk)
+    if setup.kind == "mlp":
+        setup.auto_fuse(sum(s.model_epochs for s in stages), chunk)
     engine = _engine(capacity=capacity, chunk=chunk, max_rungs=max(len(s.rungs) for s in stages),
                      max_epochs=strat.max_epochs)
     compiles_before = (engine.stats.count, engine.stats.seconds)
