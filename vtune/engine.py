@@ -21,8 +21,8 @@ How a rung runs inside the program, with static shapes only:
   ascending) with a stable ``lexsort`` — NaN scores count as −inf — and the top ``⌊n_i/η⌋`` make the next
   rung's mask. No state moves (permuting the population after each rung copied every buffer: on the
   digits search that was a quarter of the time the brackets spent outside training). The tie-break is
-  the trainable's optional ``tiebreak(state)`` (the MLP's: minus the validation loss), else nothing; remaining ties go to the lower
-  trial id.
+  the trainable's optional ``tiebreak(state)`` (the MLP's: minus the validation loss), else nothing;
+  remaining ties go to the lower trial id.
 * Every epoch's validation score lands in a ``[capacity, max_epochs]`` curve table, every rung's score in a
   ``[capacity, max_rungs]`` table, both indexed by trial. The state of the best (trial, rung) seen so far
   is kept aside (ties on score and tie-break: the later rung), so the best model never needs retraining.
@@ -36,10 +36,10 @@ trainable's ``cost``), and each device trains its queue ``chunk / devices`` memb
 copy of the population without waiting for the others; at the end of the rung the devices swap what they
 trained, a few members per collective and only as many as the busiest device trained
 (:func:`_exchange`). On a CPU backend, where each core is one device (see :mod:`vtune.devices`), that is
-one member at a time per core, unbatched. XLA runs the small matrix products of an MLP step on one thread, so this is what puts the
-second core to work. (Training chunks in lock-step, one member per device and a gather after each,
-made a core wait for its partner at every chunk: on digits one core sat idle for a third of the
-bracket.) Members are independent, so sharding changes where they train, never what they compute
+one member at a time per core, unbatched. XLA runs the small matrix products of an MLP step on one
+thread, so this is what puts the second core to work. (Training chunks in lock-step, one member per
+device and a gather after each, made a core wait for its partner at every chunk: on digits one core sat
+idle for a third of the bracket.) Members are independent, so sharding changes where they train, never what they compute
 (tested against one device).
 """
 
