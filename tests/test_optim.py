@@ -127,7 +127,7 @@ def _alone_program(problem: str):
 
 
 #: The rules in groups of FUSE_RULES: a member alone with one of these rule sets computes all of them and
-#: selects its own (vtune.choose.choose_fused), the path a search with few optimizers compiles.
+#: selects its own (vtune.choose.choose with fused=True), the path a search with few optimizers compiles.
 FUSED_GROUPS = [OPTIMIZERS[i:i + FUSE_RULES] for i in range(0, len(OPTIMIZERS), FUSE_RULES)]
 
 

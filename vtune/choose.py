@@ -31,8 +31,15 @@ def _branch_index(choice, ids: Mapping[str, int], names: Sequence[str]):
     return index
 
 
-def choose(choice, ids: Mapping[str, int], names: Sequence[str], variant: Callable[[str], Callable], *operands):
+def choose(choice, ids: Mapping[str, int], names: Sequence[str], variant: Callable[[str], Callable], *operands,
+           fused: bool = False):
     """``variant(name)(*operands)`` for the ``name`` in the static ``names`` whose id (``ids``) is ``choice``.
+
+    ``fused=True`` always runs every variant and selects the member's result, element by element — for
+    cheap elementwise variants (an optimizer's update rule): the variants and the select fuse into one
+    kernel per output, where a real branch compiles each variant's kernels separately (on a 2-core CPU
+    each kernel costs ~10 ms of compile) and runs one kernel per operation of the chosen rule. The result
+    is the chosen variant's: a select copies, it does not compute.
 
     >>> import jax.numpy as jnp
     >>> ids = {"double": 0, "square": 1}
@@ -43,21 +50,8 @@ def choose(choice, ids: Mapping[str, int], names: Sequence[str], variant: Callab
     names = tuple(names)
     if len(names) == 1:
         return variant(names[0])(*operands)
-    return jax.lax.switch(_branch_index(choice, ids, names), [variant(name) for name in names], *operands)
-
-
-def choose_fused(choice, ids: Mapping[str, int], names: Sequence[str], variant: Callable[[str], Callable],
-                 *operands):
-    """:func:`choose` that always runs every variant and selects the member's result, element by element.
-
-    For cheap elementwise variants (an optimizer's update rule): the variants and the select fuse into one
-    kernel per output, where a real branch compiles each variant's kernels separately (on a 2-core CPU
-    each kernel costs ~10 ms of compile) and runs one kernel per operation of the chosen rule. The
-    results are the chosen variant's, bit for bit: a select copies, it does not compute.
-    """
-    names = tuple(names)
-    if len(names) == 1:
-        return variant(names[0])(*operands)
     index = _branch_index(choice, ids, names)
-    results = [variant(name)(*operands) for name in names]
-    return jax.tree.map(lambda *xs: jax.lax.select_n(index, *xs), *results)
+    if fused:
+        results = [variant(name)(*operands) for name in names]
+        return jax.tree.map(lambda *xs: jax.lax.select_n(index, *xs), *results)
+    return jax.lax.switch(index, [variant(name) for name in names], *operands)

@@ -30,12 +30,12 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from vtune.choose import choose, choose_fused
+from vtune.choose import choose
 from vtune.hparams import OPTIMIZERS
 
 OPTIMIZER_IDS = {name: i for i, name in enumerate(OPTIMIZERS)}
 #: Up to this many allowed rules, a fused optimizer (``population_optimizer(fuse=True)``) has a member
-#: compute every allowed rule and select its own, element by element (:func:`vtune.choose.choose_fused`):
+#: compute every allowed rule and select its own, element by element (:func:`vtune.choose.choose` with ``fused=True``):
 #: the rules and the select fuse into one kernel per buffer. Otherwise a ``lax.switch`` runs only the
 #: member's rule. Measured on the 2-core development CPU (digits,
 #: one member alone, W = 256 × 3 and W = 64 × 1): with 3 rules, fusing cut the Hyperband search's XLA
@@ -120,7 +120,7 @@ def population_optimizer(
         if name not in OPTIMIZER_IDS:
             raise ValueError(f"unknown optimizer {name!r}; known: {', '.join(OPTIMIZERS)}")
     uses = buffers_used(optimizers)
-    pick = choose_fused if fuse and len(optimizers) <= FUSE_RULES else choose
+    fused = fuse and len(optimizers) <= FUSE_RULES
 
     def init_fn(params):
         # Adagrad's accumulator starts at 0.1; the caller fixes it per member with ``init_state_for``.
@@ -143,7 +143,8 @@ def population_optimizer(
                     return _leaf_update(name, g, p, m, v, w, count_inc, hparams, decay_f)
                 return run
 
-            d, m, v, w = pick(hparams["optimizer"], OPTIMIZER_IDS, optimizers, rule, g, p, m, v, w)
+            d, m, v, w = choose(hparams["optimizer"], OPTIMIZER_IDS, optimizers, rule, g, p, m, v, w,
+                                fused=fused)
             return -learning_rate * d, m, v, w
 
         # An unused buffer enters the rules as a scalar zero that no rule reads, and leaves as None.

@@ -346,10 +346,11 @@ def tune(space=None, data="digits", *, strategy: str | Strategy = "hyperband", s
     stages = strat.stages(space)
     capacity = max(s.num_configs for s in stages)
     chunk = chunk if chunk is not None else (CPU_CHUNK if on_cpu else capacity)
+    planned = sum(s.model_epochs for s in stages)
     if setup.kind == "mlp" and width_tiers == "auto":
-        setup.auto_tiers(sum(s.model_epochs for s in stages), chunk)
+        setup.auto_tiers(planned, chunk)
     if setup.kind == "mlp":
-        setup.auto_fuse(sum(s.model_epochs for s in stages), chunk)
+        setup.auto_fuse(planned, chunk)
     engine = _engine(capacity=capacity, chunk=chunk, max_rungs=max(len(s.rungs) for s in stages),
                      max_epochs=strat.max_epochs)
     compiles_before = (engine.stats.count, engine.stats.seconds)
@@ -358,7 +359,6 @@ def tune(space=None, data="digits", *, strategy: str | Strategy = "hyperband", s
 
         check_memory(setup.trainable, engine.capacity, engine.chunk, limit_gb=max_memory_gb,
                      devices=1 if engine.mesh is None else engine.mesh.size)
-    planned = sum(s.model_epochs for s in stages)
     # The chunk size is not part of the fingerprint: it never changes the numbers, so a search started on
     # one machine may resume on another.
     settings = {"strategy": strat.to_json(), "space": space.to_json(), "seed": int(seed), "data": setup.data_info,
