@@ -279,3 +279,66 @@ def test_after_jax_started_the_search_runs_on_the_devices_there_are():
     script = ("import json, jax; jax.numpy.zeros(1).block_until_ready(); import vtune; "
               "print(json.dumps({'devices': jax.device_count()}))")
     assert _run_script(script, {"VTUNE_CPU_DEVICES": "2"})["devices"] == 1
+
+
+# ------------------------------------------------------------------------------- brackets run together
+
+def test_plan_of_hyperband_brackets_run_together():
+    brackets = list(hyperband(27, 3).brackets)
+    engine = Engine(capacity=50, chunk=1, max_rungs=4, max_epochs=27, mesh=None)
+    sizes, epochs, num_rungs, ends, groups = engine.plan_arrays(brackets)
+    assert epochs.tolist() == [1, 3, 9, 27] and int(num_rungs) == 4
+    # Live members of each bracket in each rung: a bracket whose first rung ends at 9 trains its six
+    # members through the first two rungs of the program, and is selected only where its rungs end.
+    assert sizes.tolist() == [[27, 9, 3, 1], [12, 12, 4, 1], [6, 6, 6, 2], [4, 4, 4, 4]]
+    assert ends.tolist() == [[True] * 4, [False, True, True, True], [False, False, True, True],
+                             [False, False, False, True]]
+    assert groups.tolist() == [0] * 27 + [1] * 12 + [2] * 6 + [3] * 4 + [4]
+    # One bracket alone: its own rungs, every one an end.
+    sizes, epochs, num_rungs, ends, groups = engine.plan_arrays(brackets[1])
+    assert sizes.tolist() == [[12, 4, 1, 0]] and epochs.tolist() == [3, 9, 27, 0] and int(num_rungs) == 3
+    assert ends.tolist() == [[True, True, True, False]] and groups.tolist() == [0] * 12 + [1] * 38
+    with pytest.raises(ValueError, match="capacity"):
+        Engine(capacity=40, chunk=1, max_rungs=4, max_epochs=27, mesh=None).plan_arrays(brackets)
+
+
+def test_rank_slots_ranks_each_group_apart():
+    from vtune.engine import rank_slots
+
+    scores = jnp.array([0.1, 0.9, 0.5, 0.7, 0.3, 0.8], jnp.float32)
+    ids = jnp.arange(6, dtype=jnp.int32)
+    groups = jnp.array([1, 0, 1, 0, 1, 2], jnp.int32)
+    live = jnp.array([True, True, True, True, True, False])
+    # Group 0 (slots 1, 3), then group 1 (2, 4, 0), each by score; the slot out of the rung last.
+    assert np.asarray(rank_slots(scores, ids, live, None, groups)).tolist() == [1, 3, 2, 4, 0, 5]
+
+
+def test_brackets_run_together_equal_brackets_run_alone():
+    # Each bracket's members, best and curves are exactly those of the bracket run on its own: training
+    # side by side changes which core trains a member and when, never what it computes.
+    ds = _small_digits()
+    tr = _trainable(ds)
+    brackets = list(hyperband(9, 3).brackets)
+    together = Engine(capacity=sum(b.num_configs for b in brackets), chunk=1, max_rungs=3, max_epochs=9)
+    alone = Engine(capacity=max(b.num_configs for b in brackets), chunk=1, max_rungs=3, max_epochs=9)
+    configs = [_mixed_configs(b.num_configs, seed=g) for g, b in enumerate(brackets)]
+    seeds = [[1000 * g + j for j in range(len(cs))] for g, cs in enumerate(configs)]
+    encode = lambda cs, ss, cap: pad_hparams(tr.host_init(encode_hparams(
+        cs, task="classification", max_layers=3, micro_batch=16, max_epochs=9, seeds=ss)), cap)
+    out = together.run_together(tr, encode(sum(configs, []), sum(seeds, []), together.capacity), brackets)
+    marks = [1, 3, 9]
+    offset = 0
+    for g, (bracket, cs) in enumerate(zip(brackets, configs)):
+        one = alone.run(tr, encode(cs, seeds[g], alone.capacity), bracket)
+        rows = slice(offset, offset + len(cs))
+        columns = [marks.index(r.epochs) for r in bracket.rungs]
+        np.testing.assert_array_equal(out["rung_scores"][rows][:, columns], one["rung_scores"][: len(cs), : len(columns)])
+        np.testing.assert_array_equal(out["curves"][rows], one["curves"][: len(cs)])
+        assert int(out["best_trial"][g]) - offset == int(one["best_trial"])
+        assert float(out["best_score"][g]) == float(one["best_score"])
+        assert float(out["best_tiebreak"][g]) == float(one["best_tiebreak"])
+        for a, b in zip(jax.tree.leaves(jax.tree.map(lambda x: x[g], out["best_member"])),
+                        jax.tree.leaves(one["best_member"])):
+            np.testing.assert_array_equal(a, b)
+        offset += len(cs)
+    assert int(out["model_epochs"]) == hyperband(9, 3).model_epochs

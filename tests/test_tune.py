@@ -48,10 +48,10 @@ def tiny_digits():
     return vtune.data.from_arrays(x[:240], y[:240], name="digits240", seed=0)
 
 
-def run_mlp(seed: int, out, cache, space=None):
+def run_mlp(seed: int, out, cache, space=None, together=True):
     """The module's standard MLP search (the subprocesses call this too)."""
     return vtune.tune(MLP_SPACE if space is None else space, tiny_digits(), seed=seed, out=out,
-                      compile_cache=cache, **MLP_STRATEGY)
+                      compile_cache=cache, brackets_together=together, **MLP_STRATEGY)
 
 
 @pytest.fixture(scope="module")
@@ -79,15 +79,15 @@ if args["pause"]:
         print("checkpoint written", flush=True)
         time.sleep(600)
     checkpoint.Checkpoint.save = paused_save
-test_tune.run_mlp(args["seed"], args["out"], args["cache"])
+test_tune.run_mlp(args["seed"], args["out"], args["cache"], together=args["together"])
 """
 
 
-def start_child(tmp_path, *, seed, out, cache, pause=False) -> subprocess.Popen:
+def start_child(tmp_path, *, seed, out, cache, pause=False, together=True) -> subprocess.Popen:
     script = tmp_path / "child.py"
     script.write_text(CHILD.format(repo=str(REPO), tests=str(TESTS)))
     env = dict(os.environ, VTUNE_COMPILE_CACHE="none", PYTHONPATH=str(REPO))
-    args = json.dumps({"seed": seed, "out": str(out), "cache": cache, "pause": pause})
+    args = json.dumps({"seed": seed, "out": str(out), "cache": cache, "pause": pause, "together": together})
     return subprocess.Popen([sys.executable, str(script), args], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
 
@@ -205,10 +205,13 @@ def test_search_killed_before_its_first_checkpoint_reruns_to_the_same_result(tmp
     assert_same_trials(resumed, full)
 
 
-def test_killed_search_resumes_to_the_same_result(tmp_path, cache_dir, monkeypatch):
+@pytest.mark.parametrize("resume_together", [False, True])
+def test_killed_search_resumes_to_the_same_result(tmp_path, cache_dir, monkeypatch, resume_together):
+    # The child checkpoints after every bracket (brackets_together=False) and is killed after the first;
+    # the resumed search runs the rest one by one, or all together — the same numbers either way.
     out = tmp_path / "run"
     state_path = out / "checkpoint" / "state.json"
-    child = start_child(tmp_path, seed=3, out=out, cache=cache_dir, pause=True)
+    child = start_child(tmp_path, seed=3, out=out, cache=cache_dir, pause=True, together=False)
     deadline = time.monotonic() + 240
     try:
         while not state_path.exists():
@@ -228,14 +231,14 @@ def test_killed_search_resumes_to_the_same_result(tmp_path, cache_dir, monkeypat
     assert not (out / "results.json").exists()
 
     calls = []
-    original_run = Engine.run
+    original_run = Engine.run_together
 
-    def counting_run(self, *args, **kwargs):
-        calls.append(1)
-        return original_run(self, *args, **kwargs)
+    def counting_run(self, trainable, hparams, brackets):
+        calls.extend(brackets)
+        return original_run(self, trainable, hparams, brackets)
 
-    monkeypatch.setattr(Engine, "run", counting_run)
-    resumed = run_mlp(3, out, cache_dir)
+    monkeypatch.setattr(Engine, "run_together", counting_run)
+    resumed = run_mlp(3, out, cache_dir, together=resume_together)
     assert len(calls) == stages - stages_done  # only the unfinished stages ran
     calls.clear()
     full = run_mlp(3, tmp_path / "full", cache_dir)
@@ -251,6 +254,26 @@ def test_killed_search_resumes_to_the_same_result(tmp_path, cache_dir, monkeypat
     calls.clear()
     again = run_mlp(3, out, cache_dir)
     assert calls == [] and again.best == resumed.best
+
+
+def test_brackets_together_give_the_numbers_of_one_bracket_at_a_time(tmp_path, cache_dir):
+    # Hyperband's brackets trained side by side in one program (the default) against one after another:
+    # the same trials, curves, best and saved model, bit for bit, in one compiled program.
+    strategy = {"strategy": "hyperband", "max_epochs": 9, "eta": 3}
+    runs = {}
+    for together in (True, False):
+        runs[together] = vtune.tune(MLP_SPACE, tiny_digits(), seed=5, out=tmp_path / str(together),
+                                    compile_cache=cache_dir, brackets_together=together, **strategy)
+    both, alone = runs[True], runs[False]
+    assert len({t["bracket"] for t in both.trials}) == len(vtune.hyperband_plan(9, 3).brackets) == 3
+    assert_same_trials(both, alone, tol=0)
+    assert both.best == alone.best and both.model_epochs == alone.model_epochs
+    assert both.num_compiles == 1
+    assert jax.tree.leaves(both.best_state)
+    for a, b in zip(jax.tree.leaves(both.best_state), jax.tree.leaves(alone.best_state)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    with pytest.raises(TypeError, match="brackets_together"):
+        vtune.tune(MLP_SPACE, tiny_digits(), brackets_together="yes", **strategy)
 
 
 def _bowl_run(out, seed=0):
@@ -317,10 +340,11 @@ def test_coarse_to_fine_resumes_from_its_history(tmp_path, monkeypatch):
     state = json.loads((tmp_path / "crashed" / "checkpoint" / "state.json").read_text())
     assert state["stages_done"] == 2 and len(state["trials"]) == 12
     calls = []
-    original_run = Engine.run
-    monkeypatch.setattr(Engine, "run", lambda self, *a, **k: calls.append(1) or original_run(self, *a, **k))
+    original_run = Engine.run_together
+    monkeypatch.setattr(Engine, "run_together",
+                        lambda self, tr, hp, brackets: calls.extend(brackets) or original_run(self, tr, hp, brackets))
     resumed = run(tmp_path / "crashed")
-    assert len(calls) == 1  # only the third round trained
+    assert len(calls) == 1  # only the third round trained (rounds depend on each other: one at a time)
     assert_same_trials(resumed, full, tol=0)
     assert resumed.best == full.best
     assert float(resumed.best_state["last"]) == float(full.best_state["last"])

@@ -27,6 +27,12 @@ How a rung runs inside the program, with static shapes only:
   ``[capacity, max_rungs]`` table, both indexed by trial. The state of the best (trial, rung) seen so far
   is kept aside (ties on score and tie-break: the later rung), so the best model never needs retraining.
 
+* Several brackets can run in one program (:meth:`Engine.run_together`, :func:`milestones`): each holds
+  its own run of slots, the program's rungs end at every epoch where one of the brackets ends a rung, all
+  their live members train to the next such epoch, and each bracket ranks and keeps its own members only
+  where its own rungs end. Each bracket's numbers are exactly those it has alone; Hyperband's brackets
+  share one grid of rung epochs, so together their small last rungs train at once.
+
 ``chunk`` trades vectorisation against the padding of small rungs: a rung of ``n_i`` members computes
 ``⌈n_i/chunk⌉·chunk`` members. ``chunk = capacity`` is the fully vectorised program (best on accelerators).
 
@@ -51,7 +57,7 @@ import json
 import pathlib
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -140,18 +146,21 @@ def _exchange(trainable, state, curves, queue, most, block: int):
     return jax.lax.fori_loop(0, (most + block - 1) // block, send, (state, curves))
 
 
-def rank_slots(scores, trial_ids, active, tiebreak=None):
+def rank_slots(scores, trial_ids, active, tiebreak=None, groups=None):
     """Slot order: active slots first (``active``: a mask, or a count of leading slots), by score
     descending (NaN as −inf), then by ``tiebreak`` descending (if given; NaN as −inf), then by lower trial
-    id."""
+    id. With ``groups`` (``int32 [capacity]``, the bracket of each slot) the active slots come group by
+    group, in ascending group order, each group ranked as above."""
     active = active_mask(active, scores.shape[0])
     s = jnp.where(jnp.isnan(scores), -jnp.inf, scores)
     s = jnp.where(active, s, -jnp.inf)
     # lexsort: the last key is the primary one.
-    if tiebreak is None:
-        return jnp.lexsort((trial_ids, -s, ~active))
-    t = jnp.where(jnp.isnan(tiebreak), -jnp.inf, tiebreak)
-    return jnp.lexsort((trial_ids, -t, -s, ~active))
+    keys = [trial_ids, -s, ~active]
+    if tiebreak is not None:
+        keys.insert(1, -jnp.where(jnp.isnan(tiebreak), -jnp.inf, tiebreak))
+    if groups is not None:
+        keys.append(jnp.where(active, groups, jnp.iinfo(jnp.int32).max))
+    return jnp.lexsort(tuple(keys))
 
 
 def cost_order(trainable, state, active):
@@ -208,6 +217,19 @@ def deal(trainable, state, active, num_devices: int, per_device: int):
     return queues, counts
 
 
+def milestones(brackets: Sequence[Bracket]) -> list[int]:
+    """The epochs at which brackets run together end their rungs: every bracket's rung epochs, sorted.
+
+    Brackets run together train side by side: all their live members train to the next milestone, then
+    each bracket that ends one of its own rungs there ranks its members and keeps its top ones, exactly
+    as it would alone (a bracket whose rung goes on keeps all its members). Hyperband's brackets share
+    one geometric grid (1, 3, 9, 27 for R = 27, η = 3), so together they have as many rungs as the
+    longest alone, and the final rungs — one or two members per bracket, where one core of two would
+    wait for the other — run at once.
+    """
+    return sorted({r.epochs for b in brackets for r in b.rungs})
+
+
 def state_size(state) -> int:
     return jax.tree.leaves(state)[0].shape[0]
 
@@ -219,13 +241,19 @@ def selection_keys(trainable, state):
     return scores, (own(state) if own is not None else jnp.zeros_like(scores))
 
 
-def bracket_program(trainable, hparams, sizes, epochs, num_rungs, *, capacity: int, chunk: int,
+def bracket_program(trainable, hparams, sizes, epochs, num_rungs, ends, groups, *, capacity: int, chunk: int,
                     max_rungs: int, max_epochs: int, mesh=None):
-    """The traced body of one bracket (see module docstring). Returns a dict of arrays.
+    """The traced body of ``G`` brackets run together (see module docstring and :meth:`Engine.plan_arrays`).
+    Returns a dict of arrays; the best-so-far entries have a leading ``[G]`` axis.
 
-    Args (traced): ``hparams`` ``[capacity]`` leaves; ``sizes``/``epochs`` ``int32 [max_rungs]`` (rung sizes
-    and cumulative epochs); ``num_rungs`` int32 scalar.
+    Args (traced): ``hparams`` ``[capacity]`` leaves; ``epochs`` ``int32 [max_rungs]`` (the cumulative
+    epochs at which the program's rungs end); ``sizes`` ``int32 [G, max_rungs]`` (live members of each
+    bracket during each rung); ``ends`` ``bool [G, max_rungs]`` (the rungs that end one of the bracket's
+    own rungs: only there are its members scored and selected); ``groups`` ``int32 [capacity]`` (each
+    slot's bracket, ``G`` for an empty slot); ``num_rungs`` int32 scalar.
     """
+    num_groups = sizes.shape[0]
+    group_ids = jnp.arange(num_groups, dtype=jnp.int32)
     prepare = getattr(trainable, "prepare", None)
     if prepare is not None:  # optional: tables every epoch reads, computed once per program run
         trainable = prepare(max_epochs)
@@ -278,14 +306,15 @@ def bracket_program(trainable, hparams, sizes, epochs, num_rungs, *, capacity: i
                           out_specs=(rep, rep), check_vma=False), trainable)
     curves = jnp.full((capacity, max_epochs), jnp.nan, jnp.float32)
     rung_scores = jnp.full((capacity, max_rungs), jnp.nan, jnp.float32)
-    best_member = _take(state, jnp.zeros((), jnp.int32))
-    best = (jnp.float32(-jnp.inf), jnp.float32(-jnp.inf), jnp.int32(-1), jnp.int32(-1), best_member)
+    best_member = _take(state, jnp.zeros(num_groups, jnp.int32))
+    best = (jnp.full(num_groups, -jnp.inf, jnp.float32), jnp.full(num_groups, -jnp.inf, jnp.float32),
+            jnp.full(num_groups, -1, jnp.int32), jnp.full(num_groups, -1, jnp.int32), best_member)
     trained = jnp.int32(0)  # member-epochs actually trained (live members only)
-    live = slot_ids < sizes[0]
+    live = groups < num_groups
 
     def rung_body(i, carry):
         state, live, curves, rung_scores, best, trained = carry
-        n_i = sizes[i]
+        n_i = jnp.sum(sizes[:, i])
         done = jnp.where(i > 0, epochs[jnp.maximum(i - 1, 0)], 0)
         todo = epochs[i] - done
         if mesh is None:
@@ -307,24 +336,34 @@ def bracket_program(trainable, hparams, sizes, epochs, num_rungs, *, capacity: i
             state, curves = train_queues(state, live, curves, done, todo)
         trained = trained + n_i * todo
         scores, tiebreak = selection_keys(trainable, state)
-        order = rank_slots(scores, slot_ids, live, tiebreak)
+        # Ranked bracket by bracket: ``sorted_groups[k]`` is the bracket of the k-th slot in ``order`` (G for
+        # the slots out of the rung), ``first[g]`` where bracket g starts in it.
+        order = rank_slots(scores, slot_ids, live, tiebreak, groups)
+        sorted_groups = jnp.where(live, groups, num_groups)[order]
+        first = jnp.searchsorted(sorted_groups, group_ids).astype(jnp.int32)
         rung_scores = rung_scores.at[jnp.where(live, slot_ids, capacity), i].set(
             jnp.where(jnp.isnan(scores), -jnp.inf, scores), mode="drop")
-        top = order[0]
+        # The best so far of each bracket that ends one of its rungs here: its top member.
+        top = order[jnp.minimum(first, capacity - 1)]
+        has = ends[:, i] & (first < capacity) & (sorted_groups[jnp.minimum(first, capacity - 1)] == group_ids)
         top_score = jnp.where(jnp.isnan(scores[top]), -jnp.inf, scores[top])
         top_tb = jnp.where(jnp.isnan(tiebreak[top]), -jnp.inf, tiebreak[top])
         best_score, best_tb, best_trial, best_rung, best_member = best
-        better = (top_score > best_score) | ((top_score == best_score) & (top_tb >= best_tb))
+        better = has & ((top_score > best_score) | ((top_score == best_score) & (top_tb >= best_tb)))
+        pick = lambda new, old: jnp.where(better.reshape(better.shape + (1,) * (new.ndim - 1)), new, old)
         best = (
             jnp.where(better, top_score, best_score),
             jnp.where(better, top_tb, best_tb),
             jnp.where(better, top, best_trial),
             jnp.where(better, i, best_rung),
-            jax.tree.map(lambda new, old: jnp.where(better, new, old), _take(state, top), best_member),
+            jax.tree.map(pick, _take(state, top), best_member),
         )
-        # The next rung: the top ``sizes[i + 1]`` of this one (none after the last rung).
-        keep = jnp.where(i + 1 < max_rungs, sizes[jnp.minimum(i + 1, max_rungs - 1)], 0)
-        live = jnp.zeros(capacity, bool).at[order].set(slot_ids < keep)
+        # The next rung: the top ``sizes[g, i + 1]`` of each bracket g (none after the last rung). A bracket
+        # whose own rung goes on past this one keeps all its members (its size does not change).
+        keep = jnp.where(i + 1 < max_rungs, sizes[:, jnp.minimum(i + 1, max_rungs - 1)], 0)
+        group_of = jnp.minimum(sorted_groups, num_groups - 1)
+        kept = (sorted_groups < num_groups) & (slot_ids - first[group_of] < keep[group_of])
+        live = jnp.zeros(capacity, bool).at[order].set(kept)
         return state, live, curves, rung_scores, best, trained
 
     carry = (state, live, curves, rung_scores, best, trained)
@@ -399,37 +438,53 @@ class Engine:
                                           max_rungs=self.max_rungs, max_epochs=self.max_epochs, mesh=self.mesh)
         self._jitted = jax.jit(self._program)
 
-    def plan_arrays(self, bracket: Bracket):
-        """Rung sizes, cumulative epochs and rung count of ``bracket`` as int32 arrays."""
-        rungs = bracket.rungs
-        if len(rungs) > self.max_rungs:
-            raise ValueError(f"bracket has {len(rungs)} rungs, the engine was built for {self.max_rungs}")
-        if rungs[0].num_configs > self.capacity:
-            raise ValueError(f"bracket has {rungs[0].num_configs} configs, capacity is {self.capacity}")
-        if rungs[-1].epochs > self.max_epochs:
-            raise ValueError(f"bracket trains {rungs[-1].epochs} epochs, the engine holds {self.max_epochs}")
-        sizes = np.zeros(self.max_rungs, np.int32)
+    def plan_arrays(self, brackets: Bracket | Sequence[Bracket]):
+        """The program's plan arguments ``(sizes, epochs, num_rungs, ends, groups)`` for one bracket, or for
+        several run together (see :func:`milestones`): bracket ``g`` holds the next
+        ``brackets[g].num_configs`` slots after those of the brackets before it."""
+        brackets = [brackets] if isinstance(brackets, Bracket) else list(brackets)
+        if not brackets:
+            raise ValueError("plan_arrays needs at least one bracket")
+        total = sum(b.num_configs for b in brackets)
+        if total > self.capacity:
+            raise ValueError(f"the brackets have {total} configs together, capacity is {self.capacity}")
+        marks = milestones(brackets)
+        if len(marks) > self.max_rungs:
+            raise ValueError(f"the brackets have {len(marks)} rungs, the engine was built for {self.max_rungs}")
+        if marks[-1] > self.max_epochs:
+            raise ValueError(f"bracket trains {marks[-1]} epochs, the engine holds {self.max_epochs}")
+        sizes = np.zeros((len(brackets), self.max_rungs), np.int32)
+        ends = np.zeros((len(brackets), self.max_rungs), bool)
         epochs = np.zeros(self.max_rungs, np.int32)
-        for i, r in enumerate(rungs):
-            sizes[i], epochs[i] = r.num_configs, r.epochs
-        return sizes, epochs, np.int32(len(rungs))
+        epochs[: len(marks)] = marks
+        groups = np.full(self.capacity, len(brackets), np.int32)
+        start = 0
+        for g, bracket in enumerate(brackets):
+            groups[start:start + bracket.num_configs] = g
+            start += bracket.num_configs
+            for i, mark in enumerate(marks):
+                # The bracket's members train toward its first rung that ends at or after this mark.
+                rung = next((r for r in bracket.rungs if r.epochs >= mark), None)
+                if rung is not None:
+                    sizes[g, i], ends[g, i] = rung.num_configs, rung.epochs == mark
+        return sizes, epochs, np.int32(len(marks)), ends, groups
 
-    def compiled(self, trainable, hparams):
-        """The compiled program for this geometry (AOT, timed and counted): a callable of
-        ``(trainable, hparams, sizes, epochs, num_rungs)``."""
+    def compiled(self, trainable, hparams, num_brackets: int = 1):
+        """The compiled program for this geometry and number of brackets run together (AOT, timed and
+        counted): a callable of ``(trainable, hparams, *plan)``, ``plan`` from :meth:`plan_arrays`."""
         leaves, treedef = jax.tree.flatten((trainable, hparams))
         specs = tuple(_spec(x) for x in leaves)
         # The trainable's class too: a subclass that overrides a method (a tie-break, say) flattens to the
         # same treedef as its parent, and must not be served the parent's program.
-        key = (type(trainable), treedef, specs)
+        key = (type(trainable), treedef, specs, num_brackets)
         if key not in self._compiled:
             t0 = time.perf_counter()
-            self._compiled[key] = self._build(trainable, hparams, leaves, treedef, specs)
+            self._compiled[key] = self._build(trainable, hparams, leaves, treedef, specs, num_brackets)
             self.stats.count += 1
             self.stats.seconds += time.perf_counter() - t0
         return self._compiled[key]
 
-    def _program_file(self, trainable, hparams, specs) -> pathlib.Path | None:
+    def _program_file(self, trainable, hparams, specs, num_brackets: int) -> pathlib.Path | None:
         """Where the lowered program of this geometry is kept, or None (cache off, or a trainable that does
         not describe its static configuration with ``program_key()``: a user's functions could change
         without anything here noticing)."""
@@ -440,15 +495,17 @@ class Engine:
         kind = f"{type(trainable).__module__}.{type(trainable).__qualname__}"
         text = json.dumps([source_digest(), kind, describe(), sorted(hparams),
                            [[list(spec.shape), str(spec.dtype)] for spec in specs],
-                           self.capacity, self.chunk, self.max_rungs, self.max_epochs,
+                           self.capacity, self.chunk, self.max_rungs, self.max_epochs, num_brackets,
                            None if self.mesh is None else self.mesh.size, jax.default_backend()])
         return pathlib.Path(folder) / "programs" / f"{hashlib.sha256(text.encode()).hexdigest()[:40]}.jaxexport"
 
-    def _build(self, trainable, hparams, leaves, treedef, specs):
-        sizes = np.zeros(self.max_rungs, np.int32)
-        path = self._program_file(trainable, hparams, specs)
+    def _build(self, trainable, hparams, leaves, treedef, specs, num_brackets: int):
+        # Placeholder plan arguments: only their shapes and dtypes matter here.
+        plan = (np.zeros((num_brackets, self.max_rungs), np.int32), np.zeros(self.max_rungs, np.int32),
+                np.int32(1), np.zeros((num_brackets, self.max_rungs), bool), np.zeros(self.capacity, np.int32))
+        path = self._program_file(trainable, hparams, specs, num_brackets)
         if path is None:
-            return self._jitted.lower(trainable, hparams, sizes, sizes, np.int32(1)).compile()
+            return self._jitted.lower(trainable, hparams, *plan).compile()
         # Through jax.export: the first run serialises the lowered program; later runs (other processes)
         # deserialise it instead of tracing and lowering vtune's Python (seconds on a 2-core CPU), and
         # JAX's persistent cache then serves the executable of the identical module.
@@ -461,19 +518,27 @@ class Engine:
                 exported = None
         if exported is None:
             def flat_program(*args):
-                return self._program(*jax.tree.unflatten(treedef, args[:-3]), *args[-3:])
+                return self._program(*jax.tree.unflatten(treedef, args[:-len(plan)]), *args[-len(plan):])
 
-            plan = [_spec(sizes)] * 2 + [_spec(np.int32(1))]
-            exported = jax.export.export(jax.jit(flat_program))(*specs, *plan)
+            exported = jax.export.export(jax.jit(flat_program))(*specs, *map(_spec, plan))
             io.write_bytes(path, exported.serialize())
         # A program exported for several devices runs with its inputs placed on all of them (replicated).
         placed = {} if self.mesh is None else {"in_shardings": NamedSharding(self.mesh, PartitionSpec())}
-        program = jax.jit(exported.call, **placed).lower(*leaves, sizes, sizes, np.int32(1)).compile()
+        program = jax.jit(exported.call, **placed).lower(*leaves, *plan).compile()
         return lambda tr, hp, *plan: program(*jax.tree.leaves((tr, hp)), *plan)
 
     def run(self, trainable, hparams: Mapping[str, Any], bracket: Bracket) -> dict:
-        """Run one bracket on ``hparams`` (``capacity`` rows, already padded); returns numpy results."""
-        sizes, epochs, num_rungs = self.plan_arrays(bracket)
-        program = self.compiled(trainable, hparams)
-        out = program(trainable, hparams, sizes, epochs, num_rungs)
-        return jax.device_get(out)
+        """Run one bracket on ``hparams`` (``capacity`` rows, already padded); returns numpy results (the
+        best-so-far entries as scalars and one member)."""
+        out = self.run_together(trainable, hparams, [bracket])
+        for name in ("best_score", "best_tiebreak", "best_trial", "best_rung", "best_member"):
+            out[name] = jax.tree.map(lambda x: x[0], out[name])
+        return out
+
+    def run_together(self, trainable, hparams: Mapping[str, Any], brackets: Sequence[Bracket]) -> dict:
+        """Run ``brackets`` in one program, their members side by side (bracket ``g`` in the slots after
+        those of the brackets before it; see :meth:`plan_arrays`); numpy results, the best-so-far entries
+        with a leading ``[len(brackets)]`` axis and ``rung_scores`` per :func:`milestones` column."""
+        plan = self.plan_arrays(brackets)
+        program = self.compiled(trainable, hparams, len(brackets))
+        return jax.device_get(program(trainable, hparams, *plan))

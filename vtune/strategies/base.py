@@ -51,6 +51,10 @@ class Strategy:
 
     name = "strategy"
     max_epochs: int
+    #: True when no stage's configurations depend on an earlier stage's results (``configs`` ignores
+    #: ``history``) and the stages are brackets worth running together: ``vtune.tune`` may then train them
+    #: in one program, side by side (see ``vtune.engine.milestones``). Hyperband's brackets are.
+    independent_stages = False
 
     def stages(self, space) -> list[Bracket]:
         """Every stage this strategy will run, in order (sizes must not depend on results)."""

@@ -16,6 +16,7 @@ class Hyperband(Strategy):
     """
 
     name = "hyperband"
+    independent_stages = True  # each bracket samples its own configurations from the seed alone
 
     def __init__(self, *, max_epochs: int = 27, eta: int = 3, sizing: str = "formula"):
         self.max_epochs = check_positive_int("max_epochs", max_epochs)
