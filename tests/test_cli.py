@@ -300,6 +300,15 @@ def fake_tune(monkeypatch):
     return calls, fake_tune_status
 
 
+def test_checkpoint_every_bracket_runs_brackets_one_at_a_time(fake_tune, tmp_path):
+    calls, _ = fake_tune
+    out = tmp_path / "run"
+    assert cli.main(["tune", "--dataset", "xor", "--out", str(out), "--quiet"]) == 0
+    assert cli.main(["resume", str(out), "--checkpoint-every-bracket", "--quiet"]) == 0
+    assert cli.main(["tune", "--dataset", "xor", "--out", str(tmp_path / "b"), "--checkpoint-every-bracket"]) == 0
+    assert [c["brackets_together"] for c in calls] == [True, False, False]
+
+
 def test_defaults_pass_none_through_and_new_folders(fake_tune, tmp_path, monkeypatch, capsys):
     calls, _ = fake_tune
     monkeypatch.chdir(tmp_path)

@@ -152,6 +152,10 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
                    help="persistent XLA compilation cache folder; 'none' turns it off (default: a per-user "
                         "folder, or $VTUNE_COMPILE_CACHE)")
     p.add_argument("--quiet", action="store_true", help="no progress display (the summary is still printed)")
+    p.add_argument("--checkpoint-every-bracket", action="store_true",
+                   help="run Hyperband's brackets one at a time, checkpointing after each (slower on a "
+                        "multi-core CPU; by default they train side by side and the checkpoint is written "
+                        "when all are done)")
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -291,7 +295,7 @@ def _load_inputs(spec: Mapping[str, Any]):
 
 
 def _search(spec: Mapping[str, Any], out: pathlib.Path, *, inputs, compile_cache: str, quiet: bool,
-            cleanup: list[pathlib.Path]) -> int:
+            cleanup: list[pathlib.Path], every_bracket: bool = False) -> int:
     """Run :func:`vtune.tune` for ``spec`` into ``out``, print the outcome, return the exit status.
 
     ``cleanup`` lists what this command created (run.json, the folder): removed again when the search
@@ -304,7 +308,7 @@ def _search(spec: Mapping[str, Any], out: pathlib.Path, *, inputs, compile_cache
         result = vtune.tune(
             space, data, strategy=spec["strategy"], seed=spec["seed"], max_epochs=spec["max_epochs"],
             eta=spec["eta"], trials=spec["trials"], out=out, chunk=spec["chunk"], compile_cache=compile_cache,
-            progress=not quiet,
+            progress=not quiet, brackets_together=not every_bracket,
         )
     except KeyboardInterrupt:
         print(f"interrupted; resume with: vtune resume {shlex.quote(str(out))}", file=sys.stderr)
@@ -409,7 +413,8 @@ def _cmd_tune(args: argparse.Namespace) -> int:
         cleanup.insert(0, out / RUN_FILE)
     if not args.quiet:
         print(f"vtune: writing to {out}", file=sys.stderr)
-    return _search(spec, out, inputs=inputs, compile_cache=args.compile_cache, quiet=args.quiet, cleanup=cleanup)
+    return _search(spec, out, inputs=inputs, compile_cache=args.compile_cache, quiet=args.quiet, cleanup=cleanup,
+                   every_bracket=args.checkpoint_every_bracket)
 
 
 def _cmd_resume(args: argparse.Namespace) -> int:
@@ -420,7 +425,8 @@ def _cmd_resume(args: argparse.Namespace) -> int:
         print(f"vtune: resuming the search checkpointed in {out}", file=sys.stderr)
     else:
         print(f"vtune: {out} has no checkpoint yet; running its search from the start", file=sys.stderr)
-    return _search(spec, out, inputs=inputs, compile_cache=args.compile_cache, quiet=args.quiet, cleanup=[])
+    return _search(spec, out, inputs=inputs, compile_cache=args.compile_cache, quiet=args.quiet, cleanup=[],
+                   every_bracket=args.checkpoint_every_bracket)
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:
