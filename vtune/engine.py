@@ -362,7 +362,8 @@ def bracket_program(trainable, hparams, sizes, epochs, num_rungs, ends, groups, 
         # whose own rung goes on past this one keeps all its members (its size does not change).
         keep = jnp.where(i + 1 < max_rungs, sizes[:, jnp.minimum(i + 1, max_rungs - 1)], 0)
         group_of = jnp.minimum(sorted_groups, num_groups - 1)
-        kept = (sorted_groups < num_groups) & (slot_ids - first[group_of] < keep[group_of])
+        position = slot_ids  # 0 … capacity − 1: a slot's place in ``order``, here
+        kept = (sorted_groups < num_groups) & (position - first[group_of] < keep[group_of])
         live = jnp.zeros(capacity, bool).at[order].set(kept)
         return state, live, curves, rung_scores, best, trained
 
@@ -538,7 +539,8 @@ class Engine:
     def run_together(self, trainable, hparams: Mapping[str, Any], brackets: Sequence[Bracket]) -> dict:
         """Run ``brackets`` in one program, their members side by side (bracket ``g`` in the slots after
         those of the brackets before it; see :meth:`plan_arrays`); numpy results, the best-so-far entries
-        with a leading ``[len(brackets)]`` axis and ``rung_scores`` per :func:`milestones` column."""
+        with a leading ``[len(brackets)]`` axis, ``rung_scores`` and ``best_rung`` per :func:`milestones`
+        column (a bracket's own rung ``j`` ends at ``milestones(brackets).index(rungs[j].epochs)``)."""
         plan = self.plan_arrays(brackets)
         program = self.compiled(trainable, hparams, len(brackets))
         return jax.device_get(program(trainable, hparams, *plan))

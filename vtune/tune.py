@@ -351,25 +351,26 @@ def tune(space=None, data="digits", *, strategy: str | Strategy = "hyperband", s
                    width_tiers=None if width_tiers == "auto" else tuple(width_tiers))
     space = setup.space
     stages = strat.stages(space)
-    capacity = max(s.num_configs for s in stages)
-    chunk = chunk if chunk is not None else (CPU_CHUNK if on_cpu else capacity)
-    planned = sum(s.model_epochs for s in stages)
-    if setup.kind == "mlp" and width_tiers == "auto":
-        setup.auto_tiers(planned, chunk)
-    if setup.kind == "mlp":
-        setup.auto_fuse(planned, chunk)
     # Brackets that do not depend on each other's results train together, in one program (see
     # vtune.engine.milestones): no core waits through a bracket's last rung of one or two members.
     together = bool(brackets_together) and bool(getattr(strat, "independent_stages", False)) and len(stages) > 1
+    # The population a program holds; off CPU a chunk is all of it by default (one vmap per rung).
+    sizes = {True: sum(s.num_configs for s in stages), False: max(s.num_configs for s in stages)}
+    chunk_of = lambda capacity: chunk if chunk is not None else (CPU_CHUNK if on_cpu else capacity)
+    planned = sum(s.model_epochs for s in stages)
+    if setup.kind == "mlp" and width_tiers == "auto":
+        setup.auto_tiers(planned, chunk_of(sizes[together]))
+    if setup.kind == "mlp":
+        setup.auto_fuse(planned, chunk_of(sizes[together]))
     engine = None
     if together:
-        engine = _engine(capacity=sum(s.num_configs for s in stages), chunk=chunk,
-                         max_rungs=len(milestones(stages)), max_epochs=strat.max_epochs)
+        engine = _engine(capacity=sizes[True], chunk=chunk_of(sizes[True]), max_rungs=len(milestones(stages)),
+                         max_epochs=strat.max_epochs)
         if setup.kind == "mlp" and not _fits(setup, engine, max_memory_gb):
             together, engine = False, None  # one bracket at a time holds fewer members at once
     if engine is None:
-        engine = _engine(capacity=capacity, chunk=chunk, max_rungs=max(len(s.rungs) for s in stages),
-                         max_epochs=strat.max_epochs)
+        engine = _engine(capacity=sizes[False], chunk=chunk_of(sizes[False]),
+                         max_rungs=max(len(s.rungs) for s in stages), max_epochs=strat.max_epochs)
     compiles_before = (engine.stats.count, engine.stats.seconds)
     if setup.kind == "mlp":
         from vtune.memory import check_memory
