@@ -355,28 +355,25 @@ def tune(space=None, data="digits", *, strategy: str | Strategy = "hyperband", s
     # vtune.engine.milestones): no core waits through a bracket's last rung of one or two members.
     together = bool(brackets_together) and bool(getattr(strat, "independent_stages", False)) and len(stages) > 1
     # The population a program holds; off CPU a chunk is all of it by default (one vmap per rung).
-    sizes = {True: sum(s.num_configs for s in stages), False: max(s.num_configs for s in stages)}
+    population = {True: sum(s.num_configs for s in stages), False: max(s.num_configs for s in stages)}
     chunk_of = lambda capacity: chunk if chunk is not None else (CPU_CHUNK if on_cpu else capacity)
     planned = sum(s.model_epochs for s in stages)
     if setup.kind == "mlp" and width_tiers == "auto":
-        setup.auto_tiers(planned, chunk_of(sizes[together]))
+        setup.auto_tiers(planned, chunk_of(population[together]))
     if setup.kind == "mlp":
-        setup.auto_fuse(planned, chunk_of(sizes[together]))
+        setup.auto_fuse(planned, chunk_of(population[together]))
     engine = None
     if together:
-        engine = _engine(capacity=sizes[True], chunk=chunk_of(sizes[True]), max_rungs=len(milestones(stages)),
-                         max_epochs=strat.max_epochs)
+        engine = _engine(capacity=population[True], chunk=chunk_of(population[True]),
+                         max_rungs=len(milestones(stages)), max_epochs=strat.max_epochs)
         if setup.kind == "mlp" and not _fits(setup, engine, max_memory_gb):
             together, engine = False, None  # one bracket at a time holds fewer members at once
     if engine is None:
-        engine = _engine(capacity=sizes[False], chunk=chunk_of(sizes[False]),
+        engine = _engine(capacity=population[False], chunk=chunk_of(population[False]),
                          max_rungs=max(len(s.rungs) for s in stages), max_epochs=strat.max_epochs)
     compiles_before = (engine.stats.count, engine.stats.seconds)
     if setup.kind == "mlp":
-        from vtune.memory import check_memory
-
-        check_memory(setup.trainable, engine.capacity, engine.chunk, limit_gb=max_memory_gb,
-                     devices=1 if engine.mesh is None else engine.mesh.size)
+        _check_memory(setup, engine, max_memory_gb)
     # The chunk size is not part of the fingerprint: it never changes the numbers, so a search started on
     # one machine may resume on another.
     settings = {"strategy": strat.to_json(), "space": space.to_json(), "seed": int(seed), "data": setup.data_info,
@@ -435,13 +432,19 @@ def tune(space=None, data="digits", *, strategy: str | Strategy = "hyperband", s
     return result
 
 
-def _fits(setup, engine, limit_gb) -> bool:
-    """Whether ``engine``'s population of ``setup``'s trainable fits the memory limit."""
+def _check_memory(setup, engine, limit_gb) -> None:
+    """Refuse (``ValueError``, with the estimate) an ``engine`` population of ``setup``'s trainable over
+    the memory limit."""
     from vtune.memory import check_memory
 
+    check_memory(setup.trainable, engine.capacity, engine.chunk, limit_gb=limit_gb,
+                 devices=1 if engine.mesh is None else engine.mesh.size)
+
+
+def _fits(setup, engine, limit_gb) -> bool:
+    """Whether ``engine``'s population of ``setup``'s trainable fits the memory limit."""
     try:
-        check_memory(setup.trainable, engine.capacity, engine.chunk, limit_gb=limit_gb,
-                     devices=1 if engine.mesh is None else engine.mesh.size)
+        _check_memory(setup, engine, limit_gb)
     except ValueError:
         return False
     return True
