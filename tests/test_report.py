@@ -367,6 +367,21 @@ def test_progress_live_terminal_shows_bar_stage_and_best():
     assert "configs×epochs" not in out  # the bar replaces the plain per-bracket lines
 
 
+def test_progress_names_brackets_that_train_together():
+    # Hyperband's brackets trained side by side: one line for the group, and the live label says so too.
+    console = Console(file=io.StringIO(), force_terminal=False, width=40)
+    progress = ProgressDisplay(81, console=console)
+    with progress:
+        progress.start_bracket(0, 4, [(49, 1), (31, 3)], last=3)
+        assert progress._stage_text() == "brackets 1–4/4 · rung 1/2 · 49 configs × 1 epoch"
+        progress.advance(49, rung=1)
+        assert progress._stage_text().startswith("brackets 1–4/4 · rung 2/2")
+    assert console.file.getvalue().splitlines()[0].startswith("brackets 1–4/4 · configs×epochs 49×1 → 31×3")
+    progress = ProgressDisplay(81, enabled=False)
+    progress.start_bracket(2, 4, RUNGS, last=2)  # a group of one is a plain bracket
+    assert progress._stage_text().startswith("bracket 3/4 ·")
+
+
 @pytest.mark.parametrize("force_terminal", [False, True])
 def test_progress_advance_is_thread_safe(force_terminal):
     num_threads, steps = 8, 500
@@ -407,6 +422,9 @@ def test_progress_set_best_keeps_the_highest_and_ignores_nan():
         (lambda p: p.start_bracket(3, 3, RUNGS), ValueError),
         (lambda p: p.start_bracket(0, 0, RUNGS), ValueError),
         (lambda p: p.start_bracket(0, 2, [(9,)]), ValueError),
+        (lambda p: p.start_bracket(1, 3, RUNGS, last=0), ValueError),
+        (lambda p: p.start_bracket(1, 3, RUNGS, last=3), ValueError),
+        (lambda p: p.start_bracket(0, 3, RUNGS, last=1.0), TypeError),
         (lambda p: p.set_best("high"), TypeError),
     ],
 )

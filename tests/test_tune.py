@@ -256,14 +256,19 @@ def test_killed_search_resumes_to_the_same_result(tmp_path, cache_dir, monkeypat
     assert calls == [] and again.best == resumed.best
 
 
-def test_brackets_together_give_the_numbers_of_one_bracket_at_a_time(tmp_path, cache_dir):
+def test_brackets_together_give_the_numbers_of_one_bracket_at_a_time(tmp_path, cache_dir, capsys):
     # Hyperband's brackets trained side by side in one program (the default) against one after another:
     # the same trials, curves, best and saved model, bit for bit, in one compiled program.
     strategy = {"strategy": "hyperband", "max_epochs": 9, "eta": 3}
-    runs = {}
+    runs, shown = {}, {}
     for together in (True, False):
         runs[together] = vtune.tune(MLP_SPACE, tiny_digits(), seed=5, out=tmp_path / str(together),
-                                    compile_cache=cache_dir, brackets_together=together, **strategy)
+                                    compile_cache=cache_dir, brackets_together=together, progress=True,
+                                    **strategy)
+        shown[together] = [line for line in capsys.readouterr().err.splitlines() if "configs×epochs" in line]
+    # The display (plain lines off a terminal) names what trains: all three brackets at once, or one each.
+    assert [line.split(" · ")[0] for line in shown[True]] == ["brackets 1–3/3"]
+    assert [line.split(" · ")[0] for line in shown[False]] == ["bracket 1/3", "bracket 2/3", "bracket 3/3"]
     both, alone = runs[True], runs[False]
     assert len({t["bracket"] for t in both.trials}) == len(vtune.hyperband_plan(9, 3).brackets) == 3
     assert_same_trials(both, alone, tol=0)

@@ -675,6 +675,13 @@ def _check_count(name: str, value: Any, *, minimum: int = 0) -> int:
     return value
 
 
+def _bracket_label(first: int, last: int, num: int) -> str:
+    """"bracket 2/4", or "brackets 1–4/4" for brackets trained together (0-based arguments)."""
+    if last > first:
+        return f"brackets {first + 1}–{last + 1}/{num}"
+    return f"bracket {first + 1}/{num}"
+
+
 class ProgressDisplay:
     """Live progress of a search: model-epochs done/total, the bracket and rung, elapsed time, best score.
 
@@ -683,7 +690,8 @@ class ProgressDisplay:
     With ``enabled=False`` it prints nothing at all (it still counts). ``advance`` and ``set_best`` may be
     called from any thread (for example a JAX host callback); the counters are guarded by a lock.
 
-    Indices are 0-based (``start_bracket(0, 4, ...)`` shows "bracket 1/4").
+    Indices are 0-based (``start_bracket(0, 4, ...)`` shows "bracket 1/4"; brackets that train together,
+    ``start_bracket(0, 4, ..., last=3)``, show "brackets 1–4/4").
 
     Args:
       total_model_epochs: the search's budget in model-epochs (one model trained for one epoch).
@@ -710,7 +718,7 @@ class ProgressDisplay:
         self._lock = threading.Lock()
         self._done = 0
         self._best = math.nan
-        self._bracket: tuple[int, int] | None = None
+        self._bracket: tuple[int, int, int] | None = None  # (first, last, num_brackets), 0-based
         self._rungs: list[tuple[int, int]] = []
         self._rung = 0
         self._start = time.monotonic()
@@ -744,8 +752,7 @@ class ProgressDisplay:
     def _stage_text(self) -> str:
         if self._bracket is None:
             return "searching"
-        index, num = self._bracket
-        parts = [f"bracket {index + 1}/{num}"]
+        parts = [_bracket_label(*self._bracket)]
         if self._rungs:
             n_configs, epochs = self._rungs[min(self._rung, len(self._rungs) - 1)]
             parts.append(f"rung {self._rung + 1}/{len(self._rungs)}")
@@ -804,8 +811,11 @@ class ProgressDisplay:
 
     # -- updates -----------------------------------------------------------------------------------------
 
-    def start_bracket(self, index: int, num_brackets: int, rungs: Sequence[tuple[int, int]]) -> None:
+    def start_bracket(self, index: int, num_brackets: int, rungs: Sequence[tuple[int, int]], *,
+                      last: int | None = None) -> None:
         """Announce bracket ``index`` (0-based) of ``num_brackets``; ``rungs`` lists ``(n_configs, epochs)``.
+        ``last`` (0-based, default ``index``): brackets ``index`` to ``last`` train together, and ``rungs``
+        are the rungs of the program that trains them (configs summed over those brackets).
 
         In plain (non-terminal) mode this prints the bracket's one line.
         """
@@ -813,19 +823,22 @@ class ProgressDisplay:
         index = _check_count("index", index)
         if index >= num_brackets:
             raise ValueError(f"index must be < num_brackets={num_brackets}, got {index=}")
+        last = index if last is None else _check_count("last", last)
+        if not index <= last < num_brackets:
+            raise ValueError(f"last must be in [index={index}, num_brackets={num_brackets}), got {last=}")
         checked = []
         for j, rung in enumerate(rungs):
             if not isinstance(rung, Sequence) or len(rung) != 2:
                 raise ValueError(f"rungs[{j}] must be a pair (n_configs, epochs), got {rung!r}")
             checked.append((_check_count(f"rungs[{j}][0]", rung[0]), _check_count(f"rungs[{j}][1]", rung[1])))
         with self._lock:
-            self._bracket = (index, num_brackets)
+            self._bracket = (index, last, num_brackets)
             self._rungs = checked
             self._rung = 0
             self._refresh()
             if self.enabled and not self.live:
                 plan = " → ".join(f"{n}×{e}" for n, e in checked)
-                line = f"bracket {index + 1}/{num_brackets}"
+                line = _bracket_label(index, last, num_brackets)
                 if plan:
                     line += f" · configs×epochs {plan}"
                 line += (
@@ -847,7 +860,7 @@ class ProgressDisplay:
         with self._lock:
             self._done += model_epochs
             if bracket is not None and self._bracket is not None and bracket != self._bracket[0]:
-                self._bracket = (bracket, max(self._bracket[1], bracket + 1))
+                self._bracket = (bracket, bracket, max(self._bracket[2], bracket + 1))
             if rung is not None:
                 self._rung = rung
             self._refresh()

@@ -396,9 +396,8 @@ def tune(space=None, data="digits", *, strategy: str | Strategy = "hyperband", s
             brackets = [stages[i] for i in group]
             marks = milestones(brackets)
             sizes = engine.plan_arrays(brackets)[0]  # [bracket, rung]: live members
-            display.start_bracket(group[0], len(stages), [(int(sizes[:, i].sum()), m) for i, m in enumerate(marks)])
-            if len(group) > 1:
-                display.message(f"brackets {group[0] + 1}–{group[-1] + 1} of {len(stages)} train together")
+            display.start_bracket(group[0], len(stages), [(int(sizes[:, i].sum()), m) for i, m in enumerate(marks)],
+                                  last=group[-1])
             configs = [strat.configs(i, space, seed, trials_done) for i in group]
             encoded = [setup.encode(c, trial_seeds(seed, i, len(c)), strat.max_epochs) for i, c in zip(group, configs)]
             hp = pad_hparams({k: np.concatenate([e[k] for e in encoded]) for k in encoded[0]}, engine.capacity)
