@@ -184,9 +184,11 @@ SHARD_SCRIPT = textwrap.dedent("""
                     "dropout": 0.1, "optimizer": vtune.Choice(["adam", "momentum"]),
                     "learning_rate": vtune.Float(1e-2, 1.0, scale="log")}, "xor", strategy="hyperband",
                    max_epochs=9, compile_cache=None, width_tiers=(16,), chunk=int(sys.argv[1]))
+    import numpy as np
     print(json.dumps({"devices": jax.device_count(), "compiles": r.num_compiles,
                       "rungs": [[g["val_score"] for g in t["rungs"]] for t in r.trials],
-                      "curves": [t["curve"] for t in r.trials], "best": r.best["id"]}))
+                      "curves": [t["curve"] for t in r.trials], "best": r.best["id"],
+                      "best_state": [np.asarray(x, np.float64).ravel().tolist() for x in jax.tree.leaves(r.best_state)]}))
 """)
 
 
@@ -214,6 +216,11 @@ def test_one_member_per_core_equals_one_device():
             np.testing.assert_allclose(np.array(two, float), np.array(one, float), rtol=1e-5, atol=1e-6)
         for one, two in zip(outs[0]["rungs"], other["rungs"]):
             np.testing.assert_allclose(np.array(two, float), np.array(one, float), rtol=1e-5, atol=1e-6)
+        # The best member's whole state (parameters, optimizer moments): with two devices only the members
+        # a rung keeps, and each bracket's top one, have their parameters copied between devices.
+        assert len(other["best_state"]) == len(outs[0]["best_state"]) > 0
+        for one, two in zip(outs[0]["best_state"], other["best_state"]):
+            np.testing.assert_allclose(np.array(two), np.array(one), rtol=1e-5, atol=1e-6)
 
 
 def test_deal_gives_each_member_to_one_device_longest_first():

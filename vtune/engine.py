@@ -39,9 +39,11 @@ How a rung runs inside the program, with static shapes only:
 Devices: with more than one device, a rung is shared out over a one-axis mesh ``("pop",)`` with
 ``shard_map``: :func:`deal` gives each device a queue of members (longest processing time first, by the
 trainable's ``cost``), and each device trains its queue ``chunk / devices`` members at a time into its own
-copy of the population without waiting for the others; at the end of the rung the devices swap what they
-trained, a few members per collective and only as many as the busiest device trained
-(:func:`_exchange`). On a CPU backend, where each core is one device (see :mod:`vtune.devices`), that is
+copy of the population without waiting for the others; at the end of the rung the devices share every
+trained member's scalars and curve row (:func:`_share_scalars`), make the same selection, and swap the
+parameter-sized state of the members selected only — the next rung's and each bracket's top — a few per
+collective (:func:`_exchange`): most members of a rung, and all but the top ones after the last rung, are
+never copied. On a CPU backend, where each core is one device (see :mod:`vtune.devices`), that is
 one member at a time per core, unbatched. XLA runs the small matrix products of an MLP step on one
 thread, so this is what puts the second core to work. (Training chunks in lock-step, one member per
 device and a gather after each, made a core wait for its partner at every chunk: on digits one core sat
@@ -125,25 +127,54 @@ def active_mask(active, capacity: int):
 EXCHANGE_BLOCK = 2
 
 
-def _exchange(trainable, state, curves, queue, most, block: int):
-    """Inside ``shard_map``: every device sends the moving state and curve rows of the members it trained
-    (its ``queue``; ``capacity`` marks no member) to all the others, ``block`` members per ``all_gather``,
-    for as many blocks as the busiest device needs (``most`` members); each writes what it receives into
-    its copy. Returns ``(state, curves)``, the same on every device."""
-    capacity = state_size(state)
+def _per_member_scalar(x) -> bool:
+    """A leaf of a stacked state that holds one scalar per member (``[capacity]``): shared whole before a
+    rung's selection (:func:`_share_scalars`); the others (parameter-sized) only for the members a rung
+    keeps (:func:`_exchange`)."""
+    return x.ndim == 1
 
-    def send(b, carry):
-        state, curves = carry
+
+def _share_scalars(trainable, state, rows, owner):
+    """Inside ``shard_map``: every member's scalars (the moving state's ``[capacity]`` leaves) and rows of
+    each ``[capacity, ...]`` array in ``rows`` as the device that trained it has them (``owner [capacity]``,
+    −1 for a member no device trained: all copies agree on it). One ``all_gather`` of each whole array
+    (a few numbers per member) and one pick — no loop. Returns ``(state, rows)``, the same on every device."""
+    leaves, treedef = jax.tree.flatten(moving_part(trainable, state))
+    picked = [k for k, x in enumerate(leaves) if _per_member_scalar(x)]
+    source = jnp.where(owner >= 0, owner, jax.lax.axis_index("pop"))
+    slots = jnp.arange(owner.shape[0])
+    shared = [jax.lax.all_gather(x, "pop")[source, slots] for x in [leaves[k] for k in picked] + list(rows)]
+    for k, x in zip(picked, shared):
+        leaves[k] = x
+    moving = jax.tree.unflatten(treedef, leaves)
+    own = getattr(trainable, "with_moving", None)
+    return (moving if own is None else own(state, moving)), tuple(shared[len(picked):])
+
+
+def _exchange(trainable, state, queue, most, block: int):
+    """Inside ``shard_map``: every device sends the parameter-sized state (the moving state's leaves that
+    are not :func:`_per_member_scalar`) of the members in its ``queue`` (``capacity`` marks no member) to
+    all the others, ``block`` members per ``all_gather``, for as many blocks as the busiest device needs
+    (``most`` members); each writes what it receives into its copy. Returns the state."""
+    capacity = state_size(state)
+    leaves, treedef = jax.tree.flatten(moving_part(trainable, state))
+    picked = [k for k, x in enumerate(leaves) if not _per_member_scalar(x)]
+
+    def send(b, moved):
         # A slice running past the queue is moved back inside it: members sent twice are written twice,
         # with the same numbers.
         slots = jax.lax.dynamic_slice_in_dim(queue, b * block, block)
         within = jnp.minimum(slots, capacity - 1)
         gather = lambda x: jax.lax.all_gather(x, "pop", tiled=True)
-        mine = (_take(moving_part(trainable, state), within), curves[within])
-        (part, rows), slots = jax.tree.map(gather, mine), gather(slots)
-        return _scatter(trainable, state, slots, part), curves.at[slots].set(rows, mode="drop")
+        got, slots = jax.tree.map(gather, [jnp.take(x, within, axis=0) for x in moved]), gather(slots)
+        return [x.at[slots].set(p, mode="drop") for x, p in zip(moved, got)]
 
-    return jax.lax.fori_loop(0, (most + block - 1) // block, send, (state, curves))
+    moved = jax.lax.fori_loop(0, (most + block - 1) // block, send, [leaves[k] for k in picked])
+    for k, x in zip(picked, moved):
+        leaves[k] = x
+    moving = jax.tree.unflatten(treedef, leaves)
+    own = getattr(trainable, "with_moving", None)
+    return moving if own is None else own(state, moving)
 
 
 def rank_slots(scores, trial_ids, active, tiebreak=None, groups=None):
@@ -241,6 +272,28 @@ def selection_keys(trainable, state):
     return scores, (own(state) if own is not None else jnp.zeros_like(scores))
 
 
+def select_rung(scores, tiebreak, live, groups, sizes, ends, i, *, max_rungs: int):
+    """A rung's selection, bracket by bracket: ``(top, has, kept)``. ``top [G]``: each bracket's best
+    slot; ``has [G]``: the brackets that end one of their own rungs at program rung ``i`` (only their top
+    counts); ``kept [capacity]``: the slots live in the next rung — the top ``sizes[g, i + 1]`` of each
+    bracket g (none after the last rung; a bracket whose own rung goes on keeps all its members)."""
+    capacity = scores.shape[0]
+    num_groups = sizes.shape[0]
+    group_ids = jnp.arange(num_groups, dtype=jnp.int32)
+    # Ranked bracket by bracket: ``sorted_groups[k]`` is the bracket of the k-th slot in ``order`` (G for
+    # the slots out of the rung), ``first[g]`` where bracket g starts in it.
+    order = rank_slots(scores, jnp.arange(capacity, dtype=jnp.int32), live, tiebreak, groups)
+    sorted_groups = jnp.where(live, groups, num_groups)[order]
+    first = jnp.searchsorted(sorted_groups, group_ids).astype(jnp.int32)
+    top = order[jnp.minimum(first, capacity - 1)]
+    has = ends[:, i] & (first < capacity) & (sorted_groups[jnp.minimum(first, capacity - 1)] == group_ids)
+    keep = jnp.where(i + 1 < max_rungs, sizes[:, jnp.minimum(i + 1, max_rungs - 1)], 0)
+    group_of = jnp.minimum(sorted_groups, num_groups - 1)
+    position = jnp.arange(capacity, dtype=jnp.int32)  # a slot's place in ``order``
+    kept = (sorted_groups < num_groups) & (position - first[group_of] < keep[group_of])
+    return top, has, jnp.zeros(capacity, bool).at[order].set(kept)
+
+
 def bracket_program(trainable, hparams, sizes, epochs, num_rungs, ends, groups, *, capacity: int, chunk: int,
                     max_rungs: int, max_epochs: int, mesh=None):
     """The traced body of ``G`` brackets run together (see module docstring and :meth:`Engine.plan_arrays`).
@@ -253,7 +306,6 @@ def bracket_program(trainable, hparams, sizes, epochs, num_rungs, ends, groups, 
     slot's bracket, ``G`` for an empty slot); ``num_rungs`` int32 scalar.
     """
     num_groups = sizes.shape[0]
-    group_ids = jnp.arange(num_groups, dtype=jnp.int32)
     prepare = getattr(trainable, "prepare", None)
     if prepare is not None:  # optional: tables every epoch reads, computed once per program run
         trainable = prepare(max_epochs)
@@ -278,32 +330,54 @@ def bracket_program(trainable, hparams, sizes, epochs, num_rungs, ends, groups, 
 
         block = min(EXCHANGE_BLOCK, per_device)
 
-        def device_queue(trainable, state, live, curves, done, todo):
+        def device_queue(trainable, state, live, curves, done, todo, i, sizes, ends, groups):
             # One device's share of a rung. It deals the rung itself (every device computes the same deal:
             # inside ``shard_map`` that is plain replicated code, where the partitioner had turned the
             # deal's loop into two collectives per member), trains its ``count`` members (slots in
             # ``queue``, most expensive first) ``group`` at a time (on CPU one, unbatched, on this device's
             # core) into its own copy of the population without waiting for another device, then swaps
-            # what it trained for what the others trained (:func:`_exchange`), so that every copy is the
-            # same again.
+            # what it trained with the others (:func:`_exchange`) in two steps: first each member's
+            # scalars, curve row and selection keys, so that every device makes the same selection; then
+            # the parameter-sized state of the members selected (the next rung's and each bracket's
+            # top), so a member dropped here — most of them, all of them after the last rung — is never
+            # copied. A dropped member's parameters stay stale in the other devices' copies: nothing
+            # reads them again (only live members train, and the best member is a top one).
             queues, counts = deal(trainable, state, live, num_devices, per_device)
             me = jax.lax.axis_index("pop")
             queue = jax.lax.dynamic_slice_in_dim(queues, me * per_device, per_device)
+            keys = jnp.full((capacity, 2), jnp.nan, jnp.float32)
 
             def body(g, carry):
-                state, curves = carry
+                state, curves, keys = carry
                 slots = jax.lax.dynamic_slice_in_dim(queue, g * group, group)
                 counts_ = jnp.where(g * group + jnp.arange(group) < counts[me], todo, 0)
                 within = jnp.minimum(slots, capacity - 1)
                 part, rows = train_members(trainable, _take(state, within), curves[within], done, counts_)
-                return _scatter(trainable, state, slots, part), curves.at[slots].set(rows, mode="drop")
+                part_keys = jnp.stack(selection_keys(trainable, part), axis=1).astype(jnp.float32)
+                return (_scatter(trainable, state, slots, part), curves.at[slots].set(rows, mode="drop"),
+                        keys.at[slots].set(part_keys, mode="drop"))
 
-            state, curves = jax.lax.fori_loop(0, (counts[me] + group - 1) // group, body, (state, curves))
-            return _exchange(trainable, state, curves, queue, jnp.max(counts), block)
+            state, curves, keys = jax.lax.fori_loop(0, (counts[me] + group - 1) // group, body,
+                                                    (state, curves, keys))
+            place = jnp.arange(num_devices * per_device)
+            owner = jnp.full(capacity, -1, jnp.int32).at[queues].set(place // per_device, mode="drop")
+            state, (curves, keys) = _share_scalars(trainable, state, (curves, keys), owner)
+            scores, tiebreak = keys[:, 0], keys[:, 1]
+            top, has, kept = select_rung(scores, tiebreak, live, groups, sizes, ends, i, max_rungs=max_rungs)
+            wanted = kept.at[jnp.where(has, top, capacity)].set(True, mode="drop")
+            # Each device's trained members that are wanted, first in its queue (every device computes
+            # every queue, so the busiest sender is known without a collective).
+            filled = jnp.arange(per_device)[None, :] < counts[:, None]
+            sent = filled & wanted[jnp.minimum(queues.reshape(num_devices, per_device), capacity - 1)]
+            mine = sent[me]
+            wanted_queue = jnp.where(jnp.arange(per_device) < jnp.sum(mine),
+                                     queue[jnp.argsort(~mine, stable=True)], capacity)
+            state = _exchange(trainable, state, wanted_queue, jnp.max(jnp.sum(sent, axis=1)), block)
+            return state, curves, scores, tiebreak, top, has, kept
 
         train_queues = functools.partial(
-            jax.shard_map(device_queue, mesh=mesh, in_specs=(rep, rep, rep, rep, rep, rep),
-                          out_specs=(rep, rep), check_vma=False), trainable)
+            jax.shard_map(device_queue, mesh=mesh, in_specs=(rep,) * 10,
+                          out_specs=(rep,) * 7, check_vma=False), trainable)
     curves = jnp.full((capacity, max_epochs), jnp.nan, jnp.float32)
     rung_scores = jnp.full((capacity, max_rungs), jnp.nan, jnp.float32)
     best_member = _take(state, jnp.zeros(num_groups, jnp.int32))
@@ -332,20 +406,14 @@ def bracket_program(trainable, hparams, sizes, epochs, num_rungs, ends, groups, 
                 return state, curves.at[rows].set(part_curves, mode="drop")
 
             state, curves = jax.lax.fori_loop(0, (n_i + chunk - 1) // chunk, chunk_body, (state, curves))
+            scores, tiebreak = selection_keys(trainable, state)
+            top, has, kept = select_rung(scores, tiebreak, live, groups, sizes, ends, i, max_rungs=max_rungs)
         else:
-            state, curves = train_queues(state, live, curves, done, todo)
+            state, curves, scores, tiebreak, top, has, kept = train_queues(state, live, curves, done, todo, i, sizes, ends, groups)
         trained = trained + n_i * todo
-        scores, tiebreak = selection_keys(trainable, state)
-        # Ranked bracket by bracket: ``sorted_groups[k]`` is the bracket of the k-th slot in ``order`` (G for
-        # the slots out of the rung), ``first[g]`` where bracket g starts in it.
-        order = rank_slots(scores, slot_ids, live, tiebreak, groups)
-        sorted_groups = jnp.where(live, groups, num_groups)[order]
-        first = jnp.searchsorted(sorted_groups, group_ids).astype(jnp.int32)
         rung_scores = rung_scores.at[jnp.where(live, slot_ids, capacity), i].set(
             jnp.where(jnp.isnan(scores), -jnp.inf, scores), mode="drop")
         # The best so far of each bracket that ends one of its rungs here: its top member.
-        top = order[jnp.minimum(first, capacity - 1)]
-        has = ends[:, i] & (first < capacity) & (sorted_groups[jnp.minimum(first, capacity - 1)] == group_ids)
         top_score = jnp.where(jnp.isnan(scores[top]), -jnp.inf, scores[top])
         top_tb = jnp.where(jnp.isnan(tiebreak[top]), -jnp.inf, tiebreak[top])
         best_score, best_tb, best_trial, best_rung, best_member = best
@@ -358,14 +426,7 @@ def bracket_program(trainable, hparams, sizes, epochs, num_rungs, ends, groups, 
             jnp.where(better, i, best_rung),
             jax.tree.map(pick, _take(state, top), best_member),
         )
-        # The next rung: the top ``sizes[g, i + 1]`` of each bracket g (none after the last rung). A bracket
-        # whose own rung goes on past this one keeps all its members (its size does not change).
-        keep = jnp.where(i + 1 < max_rungs, sizes[:, jnp.minimum(i + 1, max_rungs - 1)], 0)
-        group_of = jnp.minimum(sorted_groups, num_groups - 1)
-        position = slot_ids  # 0 … capacity − 1: a slot's place in ``order``, here
-        kept = (sorted_groups < num_groups) & (position - first[group_of] < keep[group_of])
-        live = jnp.zeros(capacity, bool).at[order].set(kept)
-        return state, live, curves, rung_scores, best, trained
+        return state, kept, curves, rung_scores, best, trained
 
     carry = (state, live, curves, rung_scores, best, trained)
     _, _, curves, rung_scores, best, trained = jax.lax.fori_loop(0, num_rungs, rung_body, carry)
