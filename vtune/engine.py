@@ -409,7 +409,8 @@ def bracket_program(trainable, hparams, sizes, epochs, num_rungs, ends, groups, 
             scores, tiebreak = selection_keys(trainable, state)
             top, has, kept = select_rung(scores, tiebreak, live, groups, sizes, ends, i, max_rungs=max_rungs)
         else:
-            state, curves, scores, tiebreak, top, has, kept = train_queues(state, live, curves, done, todo, i, sizes, ends, groups)
+            state, curves, scores, tiebreak, top, has, kept = train_queues(state, live, curves, done, todo, i,
+                                                                           sizes, ends, groups)
         trained = trained + n_i * todo
         rung_scores = rung_scores.at[jnp.where(live, slot_ids, capacity), i].set(
             jnp.where(jnp.isnan(scores), -jnp.inf, scores), mode="drop")
