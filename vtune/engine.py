@@ -109,8 +109,28 @@ def _scatter(trainable, state, slots, part):
     """``state`` with the moving part of ``part`` written at ``slots`` (out-of-range slots dropped)."""
     moving = jax.tree.map(lambda x, p: x.at[slots].set(p, mode="drop"), moving_part(trainable, state),
                           moving_part(trainable, part))
+    return _with_moving(trainable, state, moving)
+
+
+def _with_moving(trainable, state, moving):
+    """``state`` with its moving part replaced by ``moving`` (the trainable's optional ``with_moving``)."""
     own = getattr(trainable, "with_moving", None)
     return moving if own is None else own(state, moving)
+
+
+def _split_moving(trainable, state, select):
+    """The leaves of ``state``'s moving part for which ``select(leaf)`` holds, in order, and ``rebuild(new)``:
+    ``state`` with those leaves replaced by ``new``."""
+    leaves, treedef = jax.tree.flatten(moving_part(trainable, state))
+    picked = [k for k, x in enumerate(leaves) if select(x)]
+
+    def rebuild(new):
+        out = list(leaves)
+        for k, x in zip(picked, new):
+            out[k] = x
+        return _with_moving(trainable, state, jax.tree.unflatten(treedef, out))
+
+    return [leaves[k] for k in picked], rebuild
 
 
 def active_mask(active, capacity: int):
@@ -139,16 +159,11 @@ def _share_scalars(trainable, state, rows, owner):
     each ``[capacity, ...]`` array in ``rows`` as the device that trained it has them (``owner [capacity]``,
     −1 for a member no device trained: all copies agree on it). One ``all_gather`` of each whole array
     (a few numbers per member) and one pick — no loop. Returns ``(state, rows)``, the same on every device."""
-    leaves, treedef = jax.tree.flatten(moving_part(trainable, state))
-    picked = [k for k, x in enumerate(leaves) if _per_member_scalar(x)]
+    scalars, rebuild = _split_moving(trainable, state, _per_member_scalar)
     source = jnp.where(owner >= 0, owner, jax.lax.axis_index("pop"))
     slots = jnp.arange(owner.shape[0])
-    shared = [jax.lax.all_gather(x, "pop")[source, slots] for x in [leaves[k] for k in picked] + list(rows)]
-    for k, x in zip(picked, shared):
-        leaves[k] = x
-    moving = jax.tree.unflatten(treedef, leaves)
-    own = getattr(trainable, "with_moving", None)
-    return (moving if own is None else own(state, moving)), tuple(shared[len(picked):])
+    shared = [jax.lax.all_gather(x, "pop")[source, slots] for x in scalars + list(rows)]
+    return rebuild(shared[:len(scalars)]), tuple(shared[len(scalars):])
 
 
 def _exchange(trainable, state, queue, most, block: int):
@@ -157,8 +172,7 @@ def _exchange(trainable, state, queue, most, block: int):
     all the others, ``block`` members per ``all_gather``, for as many blocks as the busiest device needs
     (``most`` members); each writes what it receives into its copy. Returns the state."""
     capacity = state_size(state)
-    leaves, treedef = jax.tree.flatten(moving_part(trainable, state))
-    picked = [k for k, x in enumerate(leaves) if not _per_member_scalar(x)]
+    large, rebuild = _split_moving(trainable, state, lambda x: not _per_member_scalar(x))
 
     def send(b, moved):
         # A slice running past the queue is moved back inside it: members sent twice are written twice,
@@ -169,12 +183,7 @@ def _exchange(trainable, state, queue, most, block: int):
         got, slots = jax.tree.map(gather, [jnp.take(x, within, axis=0) for x in moved]), gather(slots)
         return [x.at[slots].set(p, mode="drop") for x, p in zip(moved, got)]
 
-    moved = jax.lax.fori_loop(0, (most + block - 1) // block, send, [leaves[k] for k in picked])
-    for k, x in zip(picked, moved):
-        leaves[k] = x
-    moving = jax.tree.unflatten(treedef, leaves)
-    own = getattr(trainable, "with_moving", None)
-    return moving if own is None else own(state, moving)
+    return rebuild(jax.lax.fori_loop(0, (most + block - 1) // block, send, large))
 
 
 def rank_slots(scores, trial_ids, active, tiebreak=None, groups=None):
@@ -367,8 +376,7 @@ def bracket_program(trainable, hparams, sizes, epochs, num_rungs, ends, groups, 
             wanted = kept.at[jnp.where(has, top, capacity)].set(True, mode="drop")
             # Each device's trained members that are wanted, first in its queue (every device computes
             # every queue, so the busiest sender is known without a collective).
-            filled = jnp.arange(per_device)[None, :] < counts[:, None]
-            sent = filled & wanted[jnp.minimum(queues.reshape(num_devices, per_device), capacity - 1)]
+            sent = jnp.append(wanted, False)[queues.reshape(num_devices, per_device)]  # ``capacity``: none
             mine = sent[me]
             wanted_queue = jnp.where(jnp.arange(per_device) < jnp.sum(mine),
                                      queue[jnp.argsort(~mine, stable=True)], capacity)
