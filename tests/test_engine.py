@@ -349,3 +349,14 @@ def test_brackets_run_together_equal_brackets_run_alone():
             np.testing.assert_array_equal(a, b)
         offset += len(cs)
     assert int(out["model_epochs"]) == hyperband(9, 3).model_epochs
+
+
+def test_a_program_cache_that_cannot_be_written_warns_and_the_search_goes_on(tmp_path):
+    # "programs" is a file, so the export cache's folder cannot be made: the search warns and finishes.
+    (tmp_path / "programs").write_text("in the way")
+    space = {"units": 4, "num_layers": 1, "batch_size": 4, "optimizer": "adam",
+             "learning_rate": vtune.Float(1e-2, 1.0, scale="log")}
+    with pytest.warns(RuntimeWarning, match="could not write the program cache"):
+        result = vtune.tune(space, "xor", strategy="random", trials=2, max_epochs=1, compile_cache=str(tmp_path))
+    assert result.status == "ok" and len(result.trials) == 2
+    assert (tmp_path / "programs").read_text() == "in the way"

@@ -58,6 +58,7 @@ import hashlib
 import json
 import pathlib
 import time
+import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
@@ -592,7 +593,11 @@ class Engine:
                 return self._program(*jax.tree.unflatten(treedef, args[:-len(plan)]), *args[-len(plan):])
 
             exported = jax.export.export(jax.jit(flat_program))(*specs, *map(_spec, plan))
-            io.write_bytes(path, exported.serialize())
+            try:
+                io.write_bytes(path, exported.serialize())
+            except OSError as err:  # a cache that cannot be written costs the next run a trace, not this search
+                warnings.warn(f"vtune: could not write the program cache {path}: {err}", RuntimeWarning,
+                              stacklevel=2)
         # A program exported for several devices runs with its inputs placed on all of them (replicated).
         placed = {} if self.mesh is None else {"in_shardings": NamedSharding(self.mesh, PartitionSpec())}
         program = jax.jit(exported.call, **placed).lower(*leaves, *plan).compile()
