@@ -554,8 +554,11 @@ def test_width_tiers_are_kept_only_where_they_repay_compiling():
 
     costs = {c: by_hand(c) for c in [(), (64,), (128,), (64, 128)]}
     assert keep == min(costs, key=lambda c: (costs[c], len(c)))
-    # The 128 tier repays its compile time over a first run and a rerun; the 64 tier does not.
-    assert keep == (128,)
+    # On the development CPU neither tier repays its compile time over a first run and a rerun here (see
+    # TIER_MIN_FLOPS): the 128 tier saves ≈ 1.2e11 padded FLOPs of training, less than its compile's charge.
+    assert keep == ()
+    saved = costs[()] - (costs[(128,)] - TIER_MIN_FLOPS)
+    assert saved == pytest.approx(1.2e11, rel=0.1) and saved < TIER_MIN_FLOPS
     assert setup._sampled_architectures()[0].tolist() == need.tolist()  # a fixed draw: the same choice every time
 
 
@@ -578,7 +581,8 @@ def test_optimizer_rules_are_fused_only_for_few_rules_and_a_small_budget():
 
     few = ("momentum", "rmsprop", "adam")
     assert len(few) <= FUSE_RULES
-    assert fused(few, 357) == (True, True)  # the benchmark's digits search
+    assert fused(few, 100) == (True, True)  # a short search
+    assert fused(few, 357) == (False, False)  # the benchmark's digits search: no tier, 2.3e11 padded FLOPs
     assert fused(few, 10**5) == (False, False)  # a long search: the slower step would cost more
     assert fused(few, 357, chunk=4)[0] is False  # vmapped chunks select anyway
     assert fused(few + ("sgd",), 357)[0] is False  # more rules than FUSE_RULES: the switch

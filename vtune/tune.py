@@ -47,20 +47,27 @@ from vtune.train import MLPTrainable, encode_hparams, pad_hparams
 CPU_CHUNK = 1
 
 #: Padded FLOPs a width tier must save over a search to repay compiling it (see ``_Setup.auto_tiers``).
-#: Measured on the 2-core development CPU (digits, the benchmark's space, Hyperband R=27, cold cache,
-#: 2026-11-24, two runs each): adding the 128-unit tier cost 4.0 s of tracing and compiling and saved
-#: 3.05 s of training for 1.24e11 fewer padded FLOPs (2.5e-11 s per FLOP); adding the 64-unit tier on top
-#: cost 3.6 s and saved 0.45 s for 2.5e10 (1.8e-11 s per FLOP): one run repays a tier near 3.9 s / 2.2e-11
-#: = 1.8e11. A tier is compiled once and every later run of the same search loads it from the compile
-#: cache, so its compile time is charged over two runs, the first and one rerun: 0.9e11. (The digits
-#: search with the 128 tier: 16.9 s cold and 5.5 s warm, against 16.0 s and 8.8 s without it.)
-TIER_MIN_FLOPS = 0.9e11
+#: A tier is compiled once and every later run of the same search loads it from the compile cache, so its
+#: compile time is charged over two runs, the first and one rerun: compile s per tier / (2 × training s
+#: per padded FLOP). Calibrated on the 2-core development CPU, a Zen 5 (AVX-512) since 2026-11-25 (the
+#: benchmark's space, Hyperband R=27, a cold then a warm run per setting, settings alternating): digits,
+#: the 128 tier (1.24e11 fewer padded FLOPs) +0.64 s cold, -0.32 s warm: 0.96 s of compile to save 0.32 s
+#: a run (2.5e-12 s per FLOP), break-even 1.9e11; the 20,000-row task, the 128 tier alone (1.38e12 fewer)
+#: 1.2 s to save 5.1 s a run (3.7e-12), 1.6e11; the 64 tier on top (2.7e11 fewer) 1.45 s to save 0.97 s
+#: (3.5e-12), 2.1e11. Hence 1.9e11: the digits search compiles no tier (medians of 4: 4.8 s cold, 1.5 s
+#: warm, against 5.7 s and 1.3 s with the 128 tier), the 20,000-row one keeps 64 and 128. The previous
+#: development CPU (AVX2, matmul peak ≈ 67 GFLOP/s against ≈ 460 here) trained 6-9x slower per FLOP but
+#: compiled only ≈ 2.5x slower, and tiers paid there from 0.9e11 (the 128 tier on digits: 4.0 s of compile
+#: for 3.05 s of training a run); on such a machine this value drops tiers that would pay.
+TIER_MIN_FLOPS = 1.9e11
 #: Padded training FLOPs per compiled epoch-loop variant up to which a search fuses its optimizer rules
 #: (``_Setup.auto_fuse``). Measured on the 2-core development CPU, 2026-11-24: fusing three rules saved
 #: 1.26 s of XLA compile on the digits search's two variants (0.63 s each) and made training 7–9% slower;
 #: training costs ≈ 4.1e-11 (digits, 1.06e11 padded FLOPs, 4.3 s) to 5.0e-11 s (20,000-row task, 9.1e11,
 #: ≈ 45 s) per padded FLOP, so fusing pays up to 0.63 / (0.08 × 4.5e-11) ≈ 1.8e11 FLOPs per variant:
-#: the digits search fuses (3.6e11 allowed), the 20,000-row one does not (5.4e11 allowed).
+#: the digits search fuses (3.6e11 allowed), the 20,000-row one does not (5.4e11 allowed). Re-checked on
+#: a Zen 5 CPU (2026-11-25): fusing the 20,000-row search's rules saved nothing cold (12.1/12.8 s against
+#: 12.8/12.3) and cost warm runs 0.2-0.5 s.
 FUSE_MAX_FLOPS = 1.8e11
 #: Configurations drawn (fixed seed) to estimate how many members fall in each tier's band.
 TIER_SAMPLE = 2048
