@@ -295,11 +295,52 @@ def package_versions(names: Sequence[str] = PACKAGES) -> dict[str, str | None]:
     return out
 
 
+#: Vector extensions worth recording: they decide how fast XLA's and BLAS's kernels run.
+VECTOR_FLAGS = ("avx", "avx2", "fma", "avx512f", "avx512_bf16", "avx512_fp16", "amx_tile", "asimd", "sve")
+
+
+def parse_cpuinfo(text: str) -> dict[str, Any]:
+    r"""Model, vendor, family/model numbers and vector extensions of the first CPU in a ``/proc/cpuinfo``
+    text (x86 and Arm field names); fields the text lacks are left out.
+
+    Example:
+        >>> parse_cpuinfo("vendor_id : AuthenticAMD\ncpu family : 26\nmodel name : AMD EPYC\nflags : fpu avx2 avx512f")
+        {'model': 'AMD EPYC', 'vendor': 'AuthenticAMD', 'family': '26', 'vector_extensions': ['avx2', 'avx512f']}
+    """
+    fields: dict[str, str] = {}
+    for line in text.split("\n\n", 1)[0].splitlines():
+        key, sep, value = line.partition(":")
+        if sep:
+            fields.setdefault(key.strip(), value.strip())
+    info: dict[str, Any] = {}
+    for key, name in (("model name", "model"), ("vendor_id", "vendor"), ("cpu family", "family"),
+                      ("model", "model_number"), ("CPU implementer", "implementer"), ("CPU part", "part")):
+        if fields.get(key):
+            info[name] = fields[key]
+    flags = set((fields.get("flags") or fields.get("Features") or "").split())
+    if flags:
+        info["vector_extensions"] = [f for f in VECTOR_FLAGS if f in flags]
+    return info
+
+
+def cpu_description() -> dict[str, Any]:
+    """The CPU this runs on (``/proc/cpuinfo`` where there is one, else what ``platform`` knows): timings
+    from different CPUs are not comparable, and a machine can change under the same name."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
+            info = parse_cpuinfo(fh.read())
+    except OSError:
+        info = {}
+    info.setdefault("model", platform.processor() or platform.machine())
+    return info
+
+
 def machine_info() -> dict[str, Any]:
-    """CPU count, platform, Python and package versions, memory, and the UTC date of this run."""
+    """CPU count and model, platform, Python and package versions, memory, and the UTC date of this run."""
     info: dict[str, Any] = {
         "date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "cpu_count": os.cpu_count(),
+        "cpu": cpu_description(),
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
         "python": platform.python_version(),

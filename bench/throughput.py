@@ -100,6 +100,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from bench import common
 from vtune.data import Dataset, from_splits
 from vtune.engine import Engine
 from vtune.hparams import DEFAULT_LOSS
@@ -521,7 +522,8 @@ def machine_info() -> dict[str, Any]:
     import jaxlib
 
     return {
-        "cpu_count": os.cpu_count(), "platform": platform.platform(), "processor": platform.processor(),
+        "cpu_count": os.cpu_count(), "cpu": common.cpu_description(), "platform": platform.platform(),
+        "processor": platform.processor(),
         "python": platform.python_version(), "jax": jax.__version__, "jaxlib": jaxlib.__version__,
         "numpy": np.__version__, "backend": jax.default_backend(), "devices": [str(d) for d in jax.devices()],
         "memory_bytes": total_memory_bytes(), "date": datetime.datetime.now().isoformat(timespec="seconds"),
