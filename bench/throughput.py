@@ -747,9 +747,9 @@ def plot(result: dict[str, Any], path: Path) -> None:
             ax.legend(fontsize=8)
     m = result["machine"]
     how = "vmapped train_epoch" if code_path == "vmap" else f"tune's engine, {result.get('devices', 1)} JAX devices"
-    cpu = (m.get("cpu") or {}).get("model", "")
-    fig.suptitle(f"vtune throughput ({how}) — {m['cpu_count']} CPUs{f' ({cpu})' if cpu else ''}, jax {m['jax']}, {m['date']}",
-                 fontsize=10)
+    cpu = (m.get("cpu") or {}).get("model")
+    cpus = f"{m['cpu_count']} CPUs" + (f" ({cpu})" if cpu else "")
+    fig.suptitle(f"vtune throughput ({how}) — {cpus}, jax {m['jax']}, {m['date']}", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

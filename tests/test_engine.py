@@ -179,16 +179,15 @@ def test_custom_trainables_are_not_kept_as_exported_programs(tmp_path):
 
 
 SHARD_SCRIPT = textwrap.dedent("""
-    import json, sys, jax, vtune
+    import json, sys, jax, numpy as np, vtune
     r = vtune.tune({"units": vtune.Int(2, 40, scale="log"), "num_layers": vtune.Int(1, 3), "batch_size": 4,
                     "dropout": 0.1, "optimizer": vtune.Choice(["adam", "momentum"]),
                     "learning_rate": vtune.Float(1e-2, 1.0, scale="log")}, "xor", strategy="hyperband",
                    max_epochs=9, compile_cache=None, width_tiers=(16,), chunk=int(sys.argv[1]))
-    import numpy as np
+    best_state = [np.asarray(x, np.float64).ravel().tolist() for x in jax.tree.leaves(r.best_state)]
     print(json.dumps({"devices": jax.device_count(), "compiles": r.num_compiles,
                       "rungs": [[g["val_score"] for g in t["rungs"]] for t in r.trials],
-                      "curves": [t["curve"] for t in r.trials], "best": r.best["id"],
-                      "best_state": [np.asarray(x, np.float64).ravel().tolist() for x in jax.tree.leaves(r.best_state)]}))
+                      "curves": [t["curve"] for t in r.trials], "best": r.best["id"], "best_state": best_state}))
 """)
 
 
