@@ -126,6 +126,32 @@ def test_width_tiers_equal_padded_program():
         np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)
 
 
+def test_fast_compile_options_reach_xla_and_keep_the_numbers():
+    """XLA's loop emitters (FAST_COMPILE_OPTIONS) generate other kernels for the same program: the
+    numbers agree with the default compile up to float rounding, and the options do reach the compiler."""
+    from vtune.engine import FAST_COMPILE_OPTIONS
+
+    ds = _small_digits(128)
+    tr = MLPTrainable.create(ds, max_layers=3, max_units=16, micro_batch=16, width_tiers=(8,))
+    hp = encode_hparams(_mixed_configs(6, 7), task="classification", max_layers=3, micro_batch=16,
+                        max_epochs=3, seeds=range(6))
+    stage = Bracket(0, (Rung(6, 1, 0), Rung(2, 3, 0)))
+    outs = []
+    for options in (None, FAST_COMPILE_OPTIONS):
+        engine = Engine(capacity=6, chunk=1, max_rungs=2, max_epochs=3, compiler_options=options)
+        outs.append(engine.run(tr, hp, stage))
+        assert engine.stats.count == 1
+    np.testing.assert_allclose(outs[1]["curves"], outs[0]["curves"], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(outs[1]["rung_scores"], outs[0]["rung_scores"], rtol=1e-5, atol=1e-6)
+    assert int(outs[1]["best_trial"]) == int(outs[0]["best_trial"])
+    for x, y in zip(jax.tree.leaves(outs[1]["best_member"].params), jax.tree.leaves(outs[0]["best_member"].params)):
+        np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)
+    # An option XLA does not know is refused by XLA itself: the options are passed, not dropped.
+    engine = Engine(capacity=6, chunk=1, max_rungs=2, max_epochs=3, compiler_options={"xla_no_such_option": 1})
+    with pytest.raises(Exception, match="xla_no_such_option"):
+        engine.run(tr, hp, stage)
+
+
 SCRIPT = textwrap.dedent("""
     import json, sys, vtune
     from vtune.tune import _ENGINES

@@ -588,6 +588,30 @@ def test_optimizer_rules_are_fused_only_for_few_rules_and_a_small_budget():
     assert fused(few + ("sgd",), 357)[0] is False  # more rules than FUSE_RULES: the switch
 
 
+def test_a_short_cpu_search_compiles_with_the_fast_compile_options():
+    from vtune.engine import FAST_COMPILE_OPTIONS
+    from vtune.tune import FAST_COMPILE_MAX_FLOPS, _ENGINES, _Setup
+
+    ds = vtune.load_dataset("digits")
+    space = {"units": Int(16, 256, scale="log"), "num_layers": Int(1, 3), "batch_size": 64}
+
+    def fast(model_epochs):
+        setup = _Setup(space, ds, max_epochs=27, data_seed=0, shared_order=True, restore_best=True,
+                       steps_per_epoch=10)
+        setup.auto_tiers(model_epochs, 1)
+        flops = setup.training_flops(model_epochs, setup.trainable.width_tiers)
+        return setup.fast_compile(model_epochs), flops <= FAST_COMPILE_MAX_FLOPS
+
+    assert fast(357) == (True, True)  # the benchmark's digits search: 2.3e11 padded FLOPs
+    assert fast(10**4) == (False, False)  # a long search: the slower training would cost more
+    # tune() hands the choice to the engine it compiles with.
+    _ENGINES.clear()
+    vtune.tune({"units": 4, "num_layers": 1, "batch_size": 4}, "xor", strategy="random", trials=2, max_epochs=1,
+               compile_cache=None)
+    on_cpu = jax.default_backend() == "cpu"
+    assert [e.compiler_options for e in _ENGINES.values()] == [FAST_COMPILE_OPTIONS if on_cpu else {}]
+
+
 def test_a_search_that_cannot_fit_is_refused_with_the_numbers():
     with pytest.raises(ValueError, match=r"needs about .* GiB .*more than the limit of 0.00 GiB"):
         vtune.tune({"units": 64, "num_layers": 2, "batch_size": 2}, "xor", strategy="random", trials=4,

@@ -453,6 +453,13 @@ def bracket_program(trainable, hparams, sizes, epochs, num_rungs, ends, groups, 
     }
 
 
+#: XLA options that make a CPU compile cheaper at some cost in training speed: XLA's loop emitters
+#: instead of its MLIR fusion emitters for the elementwise and reduction kernels (``vtune.tune`` picks
+#: them for a search whose training is short, see ``FAST_COMPILE_MAX_FLOPS`` there). Same program, same
+#: arithmetic; the generated kernels differ, so results can differ in the last bits.
+FAST_COMPILE_OPTIONS = {"xla_cpu_use_fusion_emitters": False}
+
+
 @dataclass
 class CompileStats:
     """Compilations performed by an :class:`Engine`, and the seconds they took (tracing, lowering and
@@ -488,7 +495,8 @@ class Engine:
         >>> out = engine.run(trainable, hparams, bracket)                        # doctest: +SKIP
     """
 
-    def __init__(self, *, capacity: int, chunk: int, max_rungs: int, max_epochs: int, mesh: Mesh | None = None):
+    def __init__(self, *, capacity: int, chunk: int, max_rungs: int, max_epochs: int, mesh: Mesh | None = None,
+                 compiler_options: Mapping[str, Any] | None = None):
         for name, value in (("capacity", capacity), ("chunk", chunk), ("max_rungs", max_rungs),
                             ("max_epochs", max_epochs)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
@@ -505,6 +513,10 @@ class Engine:
         self.max_rungs = int(max_rungs)
         self.max_epochs = int(max_epochs)
         self.stats = CompileStats()
+        # XLA options for every program this engine compiles (e.g. FAST_COMPILE_OPTIONS). They change how
+        # XLA generates code, never the program: the export cache below is shared, while JAX's persistent
+        # cache keys executables on them.
+        self.compiler_options = dict(compiler_options or {})
         self._compiled: dict[Any, Any] = {}
         self._program = functools.partial(bracket_program, capacity=self.capacity, chunk=self.chunk,
                                           max_rungs=self.max_rungs, max_epochs=self.max_epochs, mesh=self.mesh)
@@ -577,7 +589,7 @@ class Engine:
                 np.int32(1), np.zeros((num_brackets, self.max_rungs), bool), np.zeros(self.capacity, np.int32))
         path = self._program_file(trainable, hparams, specs, num_brackets)
         if path is None:
-            return self._jitted.lower(trainable, hparams, *plan).compile()
+            return self._jitted.lower(trainable, hparams, *plan).compile(self.compiler_options or None)
         # Through jax.export: the first run serialises the lowered program; later runs (other processes)
         # deserialise it instead of tracing and lowering vtune's Python (seconds on a 2-core CPU), and
         # JAX's persistent cache then serves the executable of the identical module.
@@ -600,7 +612,7 @@ class Engine:
                               stacklevel=2)
         # A program exported for several devices runs with its inputs placed on all of them (replicated).
         placed = {} if self.mesh is None else {"in_shardings": NamedSharding(self.mesh, PartitionSpec())}
-        program = jax.jit(exported.call, **placed).lower(*leaves, *plan).compile()
+        program = jax.jit(exported.call, **placed).lower(*leaves, *plan).compile(self.compiler_options or None)
         return lambda tr, hp, *plan: program(*jax.tree.leaves((tr, hp)), *plan)
 
     def run(self, trainable, hparams: Mapping[str, Any], bracket: Bracket) -> dict:

@@ -27,7 +27,7 @@ from vtune import hparams as hpmod
 from vtune import io
 from vtune.cache import configure_compile_cache
 from vtune.checkpoint import Checkpoint
-from vtune.engine import Engine, milestones
+from vtune.engine import FAST_COMPILE_OPTIONS, Engine, milestones
 from vtune.losses import METRICS
 from vtune.model import tier_weights, tier_width, widest_layer
 from vtune.optim import FUSE_RULES
@@ -69,6 +69,16 @@ TIER_MIN_FLOPS = 1.9e11
 #: a Zen 5 CPU (2026-11-25): fusing the 20,000-row search's rules saved nothing cold (12.1/12.8 s against
 #: 12.8/12.3) and cost warm runs 0.2-0.5 s.
 FUSE_MAX_FLOPS = 1.8e11
+#: Padded training FLOPs up to which a CPU search compiles with ``vtune.engine.FAST_COMPILE_OPTIONS``
+#: (``_Setup.fast_compile``): XLA's loop emitters instead of its fusion emitters, less compile, slower
+#: kernels. Charged like a tier, over a first run and one rerun. Measured on the Zen 5 development CPU
+#: (2026-11-25, the benchmark's space, Hyperband R=27, a cold and a warm run per setting, settings
+#: alternating, medians): digits (2.3e11 padded FLOPs, 4 pairs) XLA compile 3.37 -> 2.86 s, cold run
+#: 4.57 -> 4.11 s, warm 1.43 -> 1.52 s (+3.9e-13 s per padded FLOP); the 20,000-row task (9.1e11, 3
+#: pairs) cold 11.8 -> 13.1 s, warm 6.4 -> 7.0 s (+6.6e-13 s per FLOP), no compile saved beyond the noise.
+#: With ≈ 0.5 s saved, break-even lies between 0.5 / (2 × 6.6e-13) = 3.8e11 and 0.5 / (2 × 3.9e-13) =
+#: 6.4e11 FLOPs; hence 5e11. The choice changes kernels only: trials can differ in the last bits.
+FAST_COMPILE_MAX_FLOPS = 5e11
 #: Configurations drawn (fixed seed) to estimate how many members fall in each tier's band.
 TIER_SAMPLE = 2048
 
@@ -257,6 +267,12 @@ class _Setup:
                 and self.training_flops(model_epochs, tr.width_tiers) <= variants * FUSE_MAX_FLOPS)
         self.trainable = tr.replace(fuse_rules=bool(fuse))
 
+    def fast_compile(self, model_epochs: int) -> bool:
+        """Whether this search's program compiles with :data:`vtune.engine.FAST_COMPILE_OPTIONS`: at most
+        ``FAST_COMPILE_MAX_FLOPS`` padded training FLOPs, so that the compile seconds saved beat the slower
+        training of a first run and one rerun."""
+        return self.training_flops(model_epochs, self.trainable.width_tiers) <= FAST_COMPILE_MAX_FLOPS
+
     def _sampled_architectures(self) -> tuple[np.ndarray, np.ndarray]:
         """``(widest live layer, depth)`` of ``TIER_SAMPLE`` configurations drawn from the space (fixed
         seed; drawn once per search)."""
@@ -369,15 +385,17 @@ def tune(space=None, data="digits", *, strategy: str | Strategy = "hyperband", s
         setup.auto_tiers(planned, chunk_of(population[together]))
     if setup.kind == "mlp":
         setup.auto_fuse(planned, chunk_of(population[together]))
+    options = FAST_COMPILE_OPTIONS if on_cpu and setup.kind == "mlp" and setup.fast_compile(planned) else None
     engine = None
     if together:
         engine = _engine(capacity=population[True], chunk=chunk_of(population[True]),
-                         max_rungs=len(milestones(stages)), max_epochs=strat.max_epochs)
+                         max_rungs=len(milestones(stages)), max_epochs=strat.max_epochs, compiler_options=options)
         if setup.kind == "mlp" and not _fits(setup, engine, max_memory_gb):
             together, engine = False, None  # one bracket at a time holds fewer members at once
     if engine is None:
         engine = _engine(capacity=population[False], chunk=chunk_of(population[False]),
-                         max_rungs=max(len(s.rungs) for s in stages), max_epochs=strat.max_epochs)
+                         max_rungs=max(len(s.rungs) for s in stages), max_epochs=strat.max_epochs,
+                         compiler_options=options)
     compiles_before = (engine.stats.count, engine.stats.seconds)
     if setup.kind == "mlp":
         _check_memory(setup, engine, max_memory_gb)
@@ -462,7 +480,7 @@ _ENGINES: dict = {}
 
 
 def _engine(**kw) -> Engine:
-    key = tuple(sorted(kw.items()))
+    key = tuple(sorted((k, tuple(sorted(v.items())) if isinstance(v, Mapping) else v) for k, v in kw.items()))
     if key not in _ENGINES:
         _ENGINES[key] = Engine(**kw)
     return _ENGINES[key]
