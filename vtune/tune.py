@@ -16,7 +16,6 @@ import math
 import os
 import pathlib
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Mapping
 
 import jax
@@ -413,7 +412,6 @@ def tune(space=None, data="digits", *, strategy: str | Strategy = "hyperband", s
     from vtune.report import ProgressDisplay
 
     display = ProgressDisplay(planned, enabled=progress, metric=setup.metric)
-    evaluation = None
     with display:
         display.advance(sum(s.model_epochs for s in stages[:done_stages]))
         remaining = list(range(done_stages, len(stages)))
@@ -426,8 +424,6 @@ def tune(space=None, data="digits", *, strategy: str | Strategy = "hyperband", s
             configs = [strat.configs(i, space, seed, trials_done) for i in group]
             encoded = [setup.encode(c, trial_seeds(seed, i, len(c)), strat.max_epochs) for i, c in zip(group, configs)]
             hp = pad_hparams({k: np.concatenate([e[k] for e in encoded]) for k in encoded[0]}, engine.capacity)
-            if evaluation is None:
-                evaluation = _compile_test_evaluation(setup, hp)
             out_np = engine.run_together(setup.trainable, hp, brackets)
             model_epochs += int(out_np["model_epochs"])
             offset = 0
@@ -450,7 +446,7 @@ def tune(space=None, data="digits", *, strategy: str | Strategy = "hyperband", s
                 ckpt.save(trials_done, group[-1] + 1, best, model_epochs)
     compiles = (engine.stats.count - compiles_before[0], engine.stats.seconds - compiles_before[1])
     result = _finish(setup, strat, seed, trials_done, best, model_epochs, planned, compiles,
-                     time.perf_counter() - t_start, evaluation)
+                     time.perf_counter() - t_start)
     if out is not None:
         result.save(out)
     return result
@@ -491,40 +487,18 @@ def _evaluate(trainable, params, hp, x, y):
     return trainable.evaluate_member(params, hp, x, y)
 
 
-#: One worker thread that compiles the best model's test evaluation while the main thread traces the
-#: search's program (tracing is Python on one core; compiling mostly releases the GIL).
-_COMPILER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vtune-compile")
-
-
-def _compile_test_evaluation(setup, hparams) -> Future | None:
-    """Start compiling :func:`_evaluate` for this search's best member (the shapes of one member of
-    ``hparams``) on :data:`_COMPILER`. It ran after the search, on its own: 0.5 s of a digits search's
-    wall time on the 2-core development CPU."""
-    if setup.kind != "mlp":
-        return None
-    tr, ds = setup.trainable, setup.dataset
-
-    def build():
-        member = jax.eval_shape(lambda hp: jax.tree.map(lambda x: x[0], tr.init(hp)), hparams)
-        params, hp = tr.export(member)
-        return _evaluate.lower(tr, params, hp, ds.x_test, ds.y_test).compile()
-
-    return _COMPILER.submit(build)
-
-
-def _test_score(setup, params, hp, evaluation: Future | None) -> float:
-    """The test score of ``(params, hp)``, by the evaluation compiled ahead when there is one."""
+def _test_score(setup, params, hp) -> float:
+    """The test score of ``(params, hp)``. Compiled after the search, on the main thread: compiling it on a
+    worker thread while the search's program was traced (kept from 34124ac until 2026-11-25) saved 0.5 s
+    on the old development CPU, but on the Zen 5 one the two compiles contend for the two cores and the
+    GIL — digits, cold runs, settings alternating: search 3.87 s median compiled after (8 runs), 4.05 s on
+    the worker thread (8), 4.00 s started once the search's program was compiled (4), though the
+    evaluation itself then takes 0.17-0.21 s after the search."""
     ds, tr = setup.dataset, setup.trainable
-    if evaluation is not None:
-        try:
-            return float(evaluation.result()(tr, params, hp, ds.x_test, ds.y_test))
-        except Exception:  # noqa: BLE001 — only a head start: any failure here is compiled again below
-            pass
     return float(_evaluate(tr, params, hp, ds.x_test, ds.y_test))
 
 
-def _finish(setup, strat, seed, trials, best, model_epochs, planned, compiles, wall,
-            evaluation: Future | None = None) -> Result:
+def _finish(setup, strat, seed, trials, best, model_epochs, planned, compiles, wall) -> Result:
     model = None
     best_info: dict = {"id": None, "config": None, "val_score": None, "test_score": None}
     status, message = "ok", ""
@@ -540,7 +514,7 @@ def _finish(setup, strat, seed, trials, best, model_epochs, planned, compiles, w
             params, hp = setup.trainable.export(member)
             ds = setup.dataset
             tr = setup.trainable
-            best_info["test_score"] = _test_score(setup, params, hp, evaluation)
+            best_info["test_score"] = _test_score(setup, params, hp)
             spec = {"task": ds.task, "num_features": ds.n_features, "num_outputs": ds.n_outputs,
                     "layout": list(tr.layout), "activations": list(tr.activations),
                     "shift": np.asarray(ds.shift).tolist(), "scale": np.asarray(ds.scale).tolist(),
