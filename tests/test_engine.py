@@ -146,6 +146,8 @@ def test_fast_compile_options_reach_xla_and_keep_the_numbers():
     assert int(outs[1]["best_trial"]) == int(outs[0]["best_trial"])
     for x, y in zip(jax.tree.leaves(outs[1]["best_member"].params), jax.tree.leaves(outs[0]["best_member"].params)):
         np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)
+    with pytest.raises(TypeError, match="compiler_options"):
+        Engine(capacity=6, chunk=1, max_rungs=2, max_epochs=3, compiler_options=["xla_cpu_use_fusion_emitters"])
     # An option XLA does not know is refused by XLA itself: the options are passed, not dropped.
     engine = Engine(capacity=6, chunk=1, max_rungs=2, max_epochs=3, compiler_options={"xla_no_such_option": 1})
     with pytest.raises(Exception, match="xla_no_such_option"):

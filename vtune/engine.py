@@ -490,6 +490,9 @@ def source_digest() -> str:
 class Engine:
     """Compiles the bracket program once per (trainable geometry, capacity, chunk) and runs brackets on it.
 
+    ``compiler_options`` are XLA options for every program it compiles (e.g. :data:`FAST_COMPILE_OPTIONS`
+    on a CPU); they change the generated kernels, never the program.
+
     Example:
         >>> engine = Engine(capacity=32, chunk=8, max_rungs=4, max_epochs=27)   # doctest: +SKIP
         >>> out = engine.run(trainable, hparams, bracket)                        # doctest: +SKIP
@@ -501,6 +504,9 @@ class Engine:
                             ("max_epochs", max_epochs)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if compiler_options is not None and (not isinstance(compiler_options, Mapping)
+                                             or not all(isinstance(k, str) for k in compiler_options)):
+            raise TypeError(f"compiler_options must map XLA option names to values, got {compiler_options!r}")
         if mesh is None and jax.device_count() > 1:
             mesh = Mesh(np.array(jax.devices()), ("pop",))
         num_devices = 1 if mesh is None else mesh.size
