@@ -72,7 +72,7 @@ FUSE_MAX_FLOPS = 1.8e11
 #: (``_Setup.fast_compile``): XLA's loop emitters instead of its fusion emitters, less compile, slower
 #: kernels. Charged like a tier, over a first run and one rerun. Measured on the Zen 5 development CPU
 #: (2026-11-25, the benchmark's space, Hyperband R=27, a cold and a warm run per setting, settings
-#: alternating, medians): digits (2.3e11 padded FLOPs, 4 pairs) XLA compile 3.37 -> 2.86 s, cold run
+#: alternating, medians): digits (2.3e11 padded FLOPs, 4 pairs) compile 3.37 -> 2.86 s, cold run
 #: 4.57 -> 4.11 s, warm 1.43 -> 1.52 s (+3.9e-13 s per padded FLOP); the 20,000-row task (9.1e11, 3
 #: pairs) cold 11.8 -> 13.1 s, warm 6.4 -> 7.0 s (+6.6e-13 s per FLOP), no compile saved beyond the noise.
 #: With ≈ 0.5 s saved, break-even lies between 0.5 / (2 × 6.6e-13) = 3.8e11 and 0.5 / (2 × 3.9e-13) =
