@@ -387,3 +387,44 @@ def test_a_program_cache_that_cannot_be_written_warns_and_the_search_goes_on(tmp
         result = vtune.tune(space, "xor", strategy="random", trials=2, max_epochs=1, compile_cache=str(tmp_path))
     assert result.status == "ok" and len(result.trials) == 2
     assert (tmp_path / "programs").read_text() == "in the way"
+
+
+def test_packing_holds_every_leaf_and_writes_back_only_the_moving_ones():
+    """The bracket program holds the population as Packing's buffers: per-member scalars of one dtype in
+    one buffer, every other leaf alone; unpacking gives the state back exactly, and a write-back touches
+    only what ``moving`` names (all leaves when ``moving`` builds new arrays)."""
+    from vtune.engine import Packing
+
+    p = 5
+    rng = np.random.default_rng(0)
+    state = {"w": jnp.asarray(rng.normal(size=(p, 3, 4)), jnp.float32), "score": jnp.arange(p, dtype=jnp.float32),
+             "loss": -jnp.arange(p, dtype=jnp.float32), "epochs": jnp.arange(p, dtype=jnp.int32) * 7,
+             "dead": jnp.arange(p) % 2 == 0, "hp": jnp.asarray(rng.normal(size=(p, 2)), jnp.float32),
+             "none": None}
+
+    class Trainable:
+        def moving(self, s):
+            return {k: v for k, v in s.items() if k != "hp"}
+
+    packing = Packing(Trainable(), state)
+    buffers = packing.pack(state)
+    assert sorted(b.shape for b in buffers) == sorted([(p, 3, 4), (p, 2), (p, 2), (p, 1), (p, 1)])
+    back = packing.unpack(buffers)
+    assert jax.tree.structure(back) == jax.tree.structure(state)
+    for x, y in zip(jax.tree.leaves(back), jax.tree.leaves(state)):
+        assert x.dtype == y.dtype and np.array_equal(x, y)
+    part = packing.take(buffers, jnp.array([3, 1]))
+    assert np.array_equal(part["epochs"], [21, 7]) and np.array_equal(part["w"], state["w"][jnp.array([3, 1])])
+    changed = jax.tree.map(lambda x: x + 1 if x.dtype != jnp.bool_ else ~x, part)
+    out = packing.unpack(packing.scatter(buffers, jnp.array([3, p]), changed))  # slot p: out of range, dropped
+    for name in ("w", "score", "loss", "epochs", "dead"):
+        assert np.array_equal(out[name][3], changed[name][0]) and np.array_equal(out[name][:3], state[name][:3])
+    assert np.array_equal(out["hp"], state["hp"])  # not moving: never written back
+
+    class Rebuilds:
+        def moving(self, s):
+            return jax.tree.map(lambda x: x * 1, s)
+
+    packing = Packing(Rebuilds(), state)
+    out = packing.unpack(packing.scatter(packing.pack(state), jnp.array([3, p]), changed))
+    assert np.array_equal(out["hp"][3], changed["hp"][0])  # every leaf counts as moving

@@ -106,32 +106,73 @@ def moving_part(trainable, state):
     return state if own is None else own(state)
 
 
-def _scatter(trainable, state, slots, part):
-    """``state`` with the moving part of ``part`` written at ``slots`` (out-of-range slots dropped)."""
-    moving = jax.tree.map(lambda x, p: x.at[slots].set(p, mode="drop"), moving_part(trainable, state),
-                          moving_part(trainable, part))
-    return _with_moving(trainable, state, moving)
+class Packing:
+    """The population state as the bracket program holds it: its per-member scalars (the ``[capacity]``
+    leaves: scores, counters, flags) packed into one ``[capacity, k]`` buffer per (moving or not, dtype),
+    its other leaves (parameters, moments, hyperparameters) as they are. Taking a member, writing it back,
+    sharing a rung's scalars and keeping the best are then one operation for all the scalars instead of
+    one per leaf — each leaf costs compile time in every one of them. Measured on the digits search
+    (2026-11-25, 7 alternating cold runs): compile 2.59 -> 2.48 s median, the same trials bit for bit, the
+    run's time unchanged. (Packing the parameter-sized leaves too saved 0.2 s of compile but made the run
+    15-20% slower: a member's buffers were concatenated and sliced at every take and write-back.)
 
+    The moving leaves (see :func:`moving_part`) are those of ``moving(state)`` that are leaves of
+    ``state`` itself; if ``moving`` builds new arrays, every leaf counts as moving (writing back a leaf
+    training does not change writes the same numbers). Static: built from the program's initial state.
+    """
 
-def _with_moving(trainable, state, moving):
-    """``state`` with its moving part replaced by ``moving`` (the trainable's optional ``with_moving``)."""
-    own = getattr(trainable, "with_moving", None)
-    return moving if own is None else own(state, moving)
+    def __init__(self, trainable, state):
+        leaves, self.treedef = jax.tree.flatten(state)
+        moving_ids = {id(x) for x in jax.tree.leaves(moving_part(trainable, state))}
+        if not moving_ids <= {id(x) for x in leaves}:
+            moving_ids = {id(x) for x in leaves}
+        groups: dict = {}
+        for k, x in enumerate(leaves):
+            scalar = _per_member_scalar(x)
+            # Scalars share a buffer by (moving, dtype); every other leaf is a buffer of its own.
+            groups.setdefault((id(x) in moving_ids, scalar, jnp.dtype(x.dtype).name, None if scalar else k),
+                              []).append(k)
+        self.kinds = [(moving, scalar) for moving, scalar, _, _ in groups]  # of each buffer
+        self.members = list(groups.values())  # the leaves in each buffer, in order
+        self.scalar = [kind[1] for kind in self.kinds]
 
+    def pack(self, state) -> tuple:
+        """The buffers of a stacked state."""
+        leaves = jax.tree.leaves(state)
+        return tuple(jnp.stack([leaves[k] for k in ks], axis=1) if scalar else leaves[ks[0]]
+                     for ks, scalar in zip(self.members, self.scalar))
 
-def _split_moving(trainable, state, select):
-    """The leaves of ``state``'s moving part for which ``select(leaf)`` holds, in order, and ``rebuild(new)``:
-    ``state`` with those leaves replaced by ``new``."""
-    leaves, treedef = jax.tree.flatten(moving_part(trainable, state))
-    picked = [k for k, x in enumerate(leaves) if select(x)]
+    def unpack(self, buffers):
+        """The stacked state the buffers hold."""
+        out = [None] * sum(len(ks) for ks in self.members)
+        for buf, ks, scalar in zip(buffers, self.members, self.scalar):
+            for j, k in enumerate(ks):
+                out[k] = buf[:, j] if scalar else buf
+        return jax.tree.unflatten(self.treedef, out)
 
-    def rebuild(new):
-        out = list(leaves)
-        for k, x in zip(picked, new):
-            out[k] = x
-        return _with_moving(trainable, state, jax.tree.unflatten(treedef, out))
+    def select(self, buffers, which):
+        """The buffers whose ``(moving, scalar)`` satisfy ``which``, and ``rebuild(new)``: ``buffers`` with
+        those replaced by ``new``."""
+        picked = [i for i, (moving, scalar) in enumerate(self.kinds) if which(moving, scalar)]
 
-    return [leaves[k] for k in picked], rebuild
+        def rebuild(new):
+            out = list(buffers)
+            for i, x in zip(picked, new):
+                out[i] = x
+            return tuple(out)
+
+        return [buffers[i] for i in picked], rebuild
+
+    def take(self, buffers, idx):
+        """The members at ``idx``, as a stacked state."""
+        return self.unpack(_take(buffers, idx))
+
+    def scatter(self, buffers, slots, part):
+        """``buffers`` with the moving leaves of the stacked state ``part`` written at ``slots``
+        (out-of-range slots dropped)."""
+        moving, rebuild = self.select(buffers, lambda moving, scalar: moving)
+        rows, _ = self.select(self.pack(part), lambda moving, scalar: moving)
+        return rebuild([b.at[slots].set(r, mode="drop") for b, r in zip(moving, rows)])
 
 
 def active_mask(active, capacity: int):
@@ -155,25 +196,26 @@ def _per_member_scalar(x) -> bool:
     return x.ndim == 1
 
 
-def _share_scalars(trainable, state, rows, owner):
-    """Inside ``shard_map``: every member's scalars (the moving state's ``[capacity]`` leaves) and rows of
-    each ``[capacity, ...]`` array in ``rows`` as the device that trained it has them (``owner [capacity]``,
-    −1 for a member no device trained: all copies agree on it). One ``all_gather`` of each whole array
-    (a few numbers per member) and one pick — no loop. Returns ``(state, rows)``, the same on every device."""
-    scalars, rebuild = _split_moving(trainable, state, _per_member_scalar)
+def _share_scalars(packing, buffers, rows, owner):
+    """Inside ``shard_map``: every member's scalars (the moving state's ``[capacity]`` leaves, packed: see
+    :class:`Packing`) and rows of each ``[capacity, ...]`` array in ``rows`` as the device that trained it
+    has them (``owner [capacity]``, −1 for a member no device trained: all copies agree on it). One
+    ``all_gather`` of each whole array (a few numbers per member) and one pick — no loop. Returns
+    ``(buffers, rows)``, the same on every device."""
+    scalars, rebuild = packing.select(buffers, lambda moving, scalar: moving and scalar)
     source = jnp.where(owner >= 0, owner, jax.lax.axis_index("pop"))
     slots = jnp.arange(owner.shape[0])
     shared = [jax.lax.all_gather(x, "pop")[source, slots] for x in scalars + list(rows)]
     return rebuild(shared[:len(scalars)]), tuple(shared[len(scalars):])
 
 
-def _exchange(trainable, state, queue, most, block: int):
-    """Inside ``shard_map``: every device sends the parameter-sized state (the moving state's leaves that
-    are not :func:`_per_member_scalar`) of the members in its ``queue`` (``capacity`` marks no member) to
-    all the others, ``block`` members per ``all_gather``, for as many blocks as the busiest device needs
-    (``most`` members); each writes what it receives into its copy. Returns the state."""
-    capacity = state_size(state)
-    large, rebuild = _split_moving(trainable, state, lambda x: not _per_member_scalar(x))
+def _exchange(packing, buffers, queue, most, block: int):
+    """Inside ``shard_map``: every device sends the parameter-sized state (the moving buffers that are not
+    scalars: see :class:`Packing`) of the members in its ``queue`` (``capacity`` marks no member) to all
+    the others, ``block`` members per ``all_gather``, for as many blocks as the busiest device needs
+    (``most`` members); each writes what it receives into its copy. Returns the buffers."""
+    capacity = buffers[0].shape[0]
+    large, rebuild = packing.select(buffers, lambda moving, scalar: moving and not scalar)
 
     def send(b, moved):
         # A slice running past the queue is moved back inside it: members sent twice are written twice,
@@ -320,6 +362,8 @@ def bracket_program(trainable, hparams, sizes, epochs, num_rungs, ends, groups, 
     if prepare is not None:  # optional: tables every epoch reads, computed once per program run
         trainable = prepare(max_epochs)
     state = trainable.init(hparams)
+    packing = Packing(trainable, state)
+    state = packing.pack(state)  # from here on, the population is held as buffers (see Packing)
     # A member keeps its slot for the whole bracket (slot = trial id): a rung is a mask of live slots, and
     # selection moves no state (permuting the population after each rung copied every buffer).
     slot_ids = jnp.arange(capacity, dtype=jnp.int32)
@@ -352,7 +396,7 @@ def bracket_program(trainable, hparams, sizes, epochs, num_rungs, ends, groups, 
             # top), so a member dropped here — most of them, all of them after the last rung — is never
             # copied. A dropped member's parameters stay stale in the other devices' copies: nothing
             # reads them again (only live members train, and the best member is a top one).
-            queues, counts = deal(trainable, state, live, num_devices, per_device)
+            queues, counts = deal(trainable, packing.unpack(state), live, num_devices, per_device)
             me = jax.lax.axis_index("pop")
             queue = jax.lax.dynamic_slice_in_dim(queues, me * per_device, per_device)
             keys = jnp.full((capacity, 2), jnp.nan, jnp.float32)
@@ -362,16 +406,17 @@ def bracket_program(trainable, hparams, sizes, epochs, num_rungs, ends, groups, 
                 slots = jax.lax.dynamic_slice_in_dim(queue, g * group, group)
                 counts_ = jnp.where(g * group + jnp.arange(group) < counts[me], todo, 0)
                 within = jnp.minimum(slots, capacity - 1)
-                part, rows = train_members(trainable, _take(state, within), curves[within], done, counts_)
+                part, rows = train_members(trainable, packing.take(state, within), curves[within], done,
+                                           counts_)
                 part_keys = jnp.stack(selection_keys(trainable, part), axis=1).astype(jnp.float32)
-                return (_scatter(trainable, state, slots, part), curves.at[slots].set(rows, mode="drop"),
+                return (packing.scatter(state, slots, part), curves.at[slots].set(rows, mode="drop"),
                         keys.at[slots].set(part_keys, mode="drop"))
 
             state, curves, keys = jax.lax.fori_loop(0, (counts[me] + group - 1) // group, body,
                                                     (state, curves, keys))
             place = jnp.arange(num_devices * per_device)
             owner = jnp.full(capacity, -1, jnp.int32).at[queues].set(place // per_device, mode="drop")
-            state, (curves, keys) = _share_scalars(trainable, state, (curves, keys), owner)
+            state, (curves, keys) = _share_scalars(packing, state, (curves, keys), owner)
             scores, tiebreak = keys[:, 0], keys[:, 1]
             top, has, kept = select_rung(scores, tiebreak, live, groups, sizes, ends, i, max_rungs=max_rungs)
             wanted = kept.at[jnp.where(has, top, capacity)].set(True, mode="drop")
@@ -381,7 +426,7 @@ def bracket_program(trainable, hparams, sizes, epochs, num_rungs, ends, groups, 
             mine = sent[me]
             wanted_queue = jnp.where(jnp.arange(per_device) < jnp.sum(mine),
                                      queue[jnp.argsort(~mine, stable=True)], capacity)
-            state = _exchange(trainable, state, wanted_queue, jnp.max(jnp.sum(sent, axis=1)), block)
+            state = _exchange(packing, state, wanted_queue, jnp.max(jnp.sum(sent, axis=1)), block)
             return state, curves, scores, tiebreak, top, has, kept
 
         train_queues = functools.partial(
@@ -401,21 +446,21 @@ def bracket_program(trainable, hparams, sizes, epochs, num_rungs, ends, groups, 
         done = jnp.where(i > 0, epochs[jnp.maximum(i - 1, 0)], 0)
         todo = epochs[i] - done
         if mesh is None:
-            slots_in_order = cost_order(trainable, state, live)
+            slots_in_order = cost_order(trainable, packing.unpack(state), live)
 
             def chunk_body(j, carry):
                 state, curves = carry
                 slots = jax.lax.dynamic_slice_in_dim(slots_in_order, j * chunk, chunk)
                 in_rung = j * chunk + jnp.arange(chunk) < n_i
                 rows = jnp.where(in_rung, slots, capacity)  # out of range: dropped
-                part = _take(state, slots)
+                part = packing.take(state, slots)
                 counts = jnp.where(in_rung, todo, 0)  # a slot past the rung trains no epoch
                 part, part_curves = train_members(trainable, part, curves[slots], done, counts)
-                state = _scatter(trainable, state, rows, part)
+                state = packing.scatter(state, rows, part)
                 return state, curves.at[rows].set(part_curves, mode="drop")
 
             state, curves = jax.lax.fori_loop(0, (n_i + chunk - 1) // chunk, chunk_body, (state, curves))
-            scores, tiebreak = selection_keys(trainable, state)
+            scores, tiebreak = selection_keys(trainable, packing.unpack(state))
             top, has, kept = select_rung(scores, tiebreak, live, groups, sizes, ends, i, max_rungs=max_rungs)
         else:
             state, curves, scores, tiebreak, top, has, kept = train_queues(state, live, curves, done, todo, i,
@@ -448,7 +493,7 @@ def bracket_program(trainable, hparams, sizes, epochs, num_rungs, ends, groups, 
         "best_score": best_score,
         "best_trial": best_trial,
         "best_rung": best_rung,
-        "best_member": best_member,
+        "best_member": packing.unpack(best_member),
         "model_epochs": trained,
     }
 

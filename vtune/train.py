@@ -492,10 +492,6 @@ class MLPTrainable(struct.PyTreeNode):
         :func:`vtune.engine.moving_part`)."""
         return state._replace(hp=None)
 
-    def with_moving(self, state: MemberState, moving: MemberState) -> MemberState:
-        """``moving`` (from :meth:`moving`) with ``state``'s hyperparameters."""
-        return moving._replace(hp=state.hp)
-
     def score(self, state: MemberState) -> jnp.ndarray:
         """Selection score ``[P]``: best validation score so far (restore_best) or the latest; −inf if diverged."""
         s = state.best_score if self.restore_best else state.last_score
