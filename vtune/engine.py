@@ -134,18 +134,17 @@ class Packing:
                               []).append(k)
         self.kinds = [(moving, scalar) for moving, scalar, _, _ in groups]  # of each buffer
         self.members = list(groups.values())  # the leaves in each buffer, in order
-        self.scalar = [kind[1] for kind in self.kinds]
 
     def pack(self, state) -> tuple:
         """The buffers of a stacked state."""
         leaves = jax.tree.leaves(state)
         return tuple(jnp.stack([leaves[k] for k in ks], axis=1) if scalar else leaves[ks[0]]
-                     for ks, scalar in zip(self.members, self.scalar))
+                     for ks, (_, scalar) in zip(self.members, self.kinds))
 
     def unpack(self, buffers):
         """The stacked state the buffers hold."""
         out = [None] * sum(len(ks) for ks in self.members)
-        for buf, ks, scalar in zip(buffers, self.members, self.scalar):
+        for buf, ks, (_, scalar) in zip(buffers, self.members, self.kinds):
             for j, k in enumerate(ks):
                 out[k] = buf[:, j] if scalar else buf
         return jax.tree.unflatten(self.treedef, out)
