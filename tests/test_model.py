@@ -248,6 +248,29 @@ def test_dropout_mask_is_the_hash_alone_and_in_a_population():
     assert _cond_count(mask, rates[1]) == 1 and _cond_count(jax.vmap(mask), rates) == 0
 
 
+# ---------------------------------------------------------------------------------- data order
+@pytest.mark.parametrize("seed, fold, n", [(0, 0, 1), (0, 0, 2), (5, 3, 97), (0, 26, 1257), (2**32 - 1, 7, 3),
+                                           (123, 4, 14000), (9, 2**31 - 1, 70000)])  # the last two: 2 sorts
+def test_the_host_permutation_is_jaxs(seed, fold, n):
+    want = jax.random.permutation(jax.random.fold_in(jax.random.key(np.uint32(seed)), np.int32(fold)), n)
+    got = rng.jax_permutation(seed, fold, n)
+    assert got.dtype == np.int32
+    np.testing.assert_array_equal(got, np.asarray(want))
+
+
+def test_host_orders_are_the_orders_a_program_draws_and_skip_the_draw():
+    tr = MLPTrainable.create(small_digits(), max_layers=1, max_units=8, micro_batch=MICRO_BATCH, data_seed=11)
+    held = tr.with_orders(4)
+    assert isinstance(held.orders, np.ndarray) and held.orders.shape == (4, tr.x_train.shape[0])
+    drawn = jax.jit(lambda t: t.prepare(4).orders)(tr)  # drawn inside a program
+    np.testing.assert_array_equal(np.asarray(drawn), held.orders)
+    for e in range(4):
+        np.testing.assert_array_equal(np.asarray(jax.jit(tr.shared_order_of)(e)), held.orders[e])
+    assert held.prepare(3) is held and held.prepare(4) is held  # a program with host orders draws none
+    np.testing.assert_array_equal(np.asarray(held.prepare(6).orders)[:4], held.orders)  # too few: all drawn
+    assert tr.replace(shared_order=False).with_orders(4).orders is None
+
+
 # ---------------------------------------------------------------------------------- activations
 @pytest.mark.parametrize("name", ACTIVATIONS)
 def test_activation_alone_and_in_a_population_has_the_value_and_gradient_of_its_function(name):

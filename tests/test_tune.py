@@ -521,6 +521,19 @@ def test_repeated_searches_do_not_grow_memory(tmp_path):
     assert grown < 40 * 2**20, f"RSS grew by {grown / 2**20:.1f} MiB over ten searches"
 
 
+def test_a_search_hands_its_program_the_shared_orders_drawn_on_the_host():
+    from vtune.tune import _Setup
+
+    ds = vtune.load_dataset("digits")
+    kw = dict(max_epochs=9, data_seed=5, restore_best=True, steps_per_epoch=10)
+    setup = _Setup({"units": Int(16, 64)}, ds, shared_order=True, **kw)
+    orders = setup.trainable.orders
+    assert isinstance(orders, np.ndarray) and orders.shape == (9, ds.n_train)  # data: no shuffle compiled
+    np.testing.assert_array_equal(orders, np.asarray(setup.trainable.replace(orders=None).prepare(9).orders))
+    assert setup.trainable.prepare(9) is setup.trainable
+    assert _Setup({"units": Int(16, 64)}, ds, shared_order=False, **kw).trainable.orders is None
+
+
 def test_width_tiers_are_kept_only_where_they_repay_compiling():
     from vtune.tune import TIER_MIN_FLOPS, _Setup
 

@@ -179,7 +179,8 @@ class _Setup:
             self.trainable = MLPTrainable.create(
                 data, max_layers=geometry["max_layers"], max_units=geometry["max_units"],
                 micro_batch=geometry["micro_batch"], data_seed=data_seed, accumulate=geometry["accumulate"],
-                shared_order=shared_order, restore_best=restore_best, width_tiers=width_tiers, **statics)
+                shared_order=shared_order, restore_best=restore_best, width_tiers=width_tiers, **statics
+            ).with_orders(max_epochs)  # the shared mini-batch orders as data, drawn here (see with_orders)
             self.data_info = {"name": data.name, "task": data.task, "n_train": data.n_train, "n_val": data.n_val,
                               "n_test": data.n_test, "n_features": data.n_features, "n_outputs": data.n_outputs,
                               "fingerprint": _data_fingerprint(data)}
