@@ -253,14 +253,16 @@ def make_trainable(dataset: Dataset, layout: Layout, args: argparse.Namespace) -
     """The trainable of ``layout`` (one optimizer, activation and schedule; no accumulation).
 
     vmap path: the padded program (no width tiers). Engine path: as ``vtune.tune`` builds it for a space
-    with these fixed choices: the default width tiers and the task's default loss only.
+    with these fixed choices: the default width tiers, the task's default loss only, and the shared
+    mini-batch orders computed on the host (``with_orders``).
     """
     common = dict(max_layers=layout.max_layers, max_units=layout.max_units, micro_batch=args.batch,
                   optimizers=(args.optimizer,), activations=(args.activation,), schedules=(args.schedule,),
                   use_dropout=args.dropout > 0, accumulate=False)
     if args.path == "vmap":
         return MLPTrainable.create(dataset, **common, width_tiers=())
-    return MLPTrainable.create(dataset, **common, losses=(DEFAULT_LOSS[dataset.task],), width_tiers=None)
+    return MLPTrainable.create(dataset, **common, losses=(DEFAULT_LOSS[dataset.task],),
+                               width_tiers=None).with_orders(args.epochs)
 
 
 def encoded_hparams(trainable: MLPTrainable, members: Sequence[tuple[int, int]], args: argparse.Namespace,
