@@ -388,6 +388,14 @@ def test_save_load_round_trip_and_predict_raw_rows(tmp_path, cache_dir):
     assert labels.shape == (ds.n_test,)
     assert np.mean(labels == truth) == pytest.approx(result.best_test_score, abs=1e-6)
     np.testing.assert_array_equal(result.predict(ds.x_test, scaled=True), labels)
+    # The model computes its own activation only (no choice among the search's), and scores the same
+    # as with the whole choice compiled in.
+    own = result.best_config.get("activation", "relu")
+    assert result.model.spec["activations"] == [own]
+    chooser = vtune.result.Model(result.model.params, result.model.hp,
+                                 {**result.model.spec, "activations": list(vtune.hparams.ACTIVATIONS)})
+    np.testing.assert_array_equal(chooser.decision_function(ds.x_test, scaled=True),
+                                  result.model.decision_function(ds.x_test, scaled=True))
 
     result.save(tmp_path / "saved")
     for name in ("results.json", "trials.csv", "curves.png", "best_model/params.msgpack", "best_model/model.json",
