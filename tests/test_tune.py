@@ -529,7 +529,7 @@ def test_repeated_searches_do_not_grow_memory(tmp_path):
     assert grown < 40 * 2**20, f"RSS grew by {grown / 2**20:.1f} MiB over ten searches"
 
 
-def test_a_search_hands_its_program_the_shared_orders_drawn_on_the_host():
+def test_a_search_hands_its_program_the_shared_orders_drawn_on_the_host(monkeypatch):
     from vtune.tune import _Setup
 
     ds = vtune.load_dataset("digits")
@@ -540,6 +540,9 @@ def test_a_search_hands_its_program_the_shared_orders_drawn_on_the_host():
     np.testing.assert_array_equal(orders, np.asarray(setup.trainable.replace(orders=None).prepare(9).orders))
     assert setup.trainable.prepare(9) is setup.trainable
     assert _Setup({"units": Int(16, 64)}, ds, shared_order=False, **kw).trainable.orders is None
+    # Past HOST_ORDERS_MAX entries the program draws them itself (numpy would take longer).
+    monkeypatch.setattr(sys.modules["vtune.tune"], "HOST_ORDERS_MAX", 9 * ds.n_train - 1)
+    assert _Setup({"units": Int(16, 64)}, ds, shared_order=True, **kw).trainable.orders is None
 
 
 def test_width_tiers_are_kept_only_where_they_repay_compiling():

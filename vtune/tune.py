@@ -78,6 +78,12 @@ FUSE_MAX_FLOPS = 1.8e11
 #: With ≈ 0.5 s saved, break-even lies between 0.5 / (2 × 6.6e-13) = 3.8e11 and 0.5 / (2 × 3.9e-13) =
 #: 6.4e11 FLOPs; hence 5e11. The choice changes kernels only: trials can differ in the last bits.
 FAST_COMPILE_MAX_FLOPS = 5e11
+#: The most shared-order entries (epochs × training rows) computed on the host before a search
+#: (``MLPTrainable.with_orders``); a larger search's program draws its orders itself, as before. Drawn in
+#: the program, the shuffle cost the digits search 0.17-0.3 s of compile (and a sort per epoch at run
+#: time); computed with numpy it costs ≈ 140 ns per entry on the development CPU (27 epochs of 1,257 /
+#: 14,000 / 60,000 rows: 5 ms / 49 ms / 0.23 s), so past about two million entries the host pays more.
+HOST_ORDERS_MAX = 2_000_000
 #: Configurations drawn (fixed seed) to estimate how many members fall in each tier's band.
 TIER_SAMPLE = 2048
 
@@ -179,8 +185,9 @@ class _Setup:
             self.trainable = MLPTrainable.create(
                 data, max_layers=geometry["max_layers"], max_units=geometry["max_units"],
                 micro_batch=geometry["micro_batch"], data_seed=data_seed, accumulate=geometry["accumulate"],
-                shared_order=shared_order, restore_best=restore_best, width_tiers=width_tiers, **statics
-            ).with_orders(max_epochs)  # the shared mini-batch orders as data, drawn here (see with_orders)
+                shared_order=shared_order, restore_best=restore_best, width_tiers=width_tiers, **statics)
+            if max_epochs * data.n_train <= HOST_ORDERS_MAX:  # the shared orders as data (see with_orders)
+                self.trainable = self.trainable.with_orders(max_epochs)
             self.data_info = {"name": data.name, "task": data.task, "n_train": data.n_train, "n_val": data.n_val,
                               "n_test": data.n_test, "n_features": data.n_features, "n_outputs": data.n_outputs,
                               "fingerprint": _data_fingerprint(data)}
