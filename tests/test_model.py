@@ -269,6 +269,9 @@ def test_host_orders_are_the_orders_a_program_draws_and_skip_the_draw():
     assert held.prepare(3) is held and held.prepare(4) is held  # a program with host orders draws none
     np.testing.assert_array_equal(np.asarray(held.prepare(6).orders)[:4], held.orders)  # too few: all drawn
     assert tr.replace(shared_order=False).with_orders(4).orders is None
+    for bad in (0, -1, 2.5, True):
+        with pytest.raises(ValueError, match="epochs"):
+            tr.with_orders(bad)
 
 
 # ---------------------------------------------------------------------------------- activations

@@ -401,6 +401,8 @@ class MLPTrainable(struct.PyTreeNode):
         calls it before a search). A program then takes the orders as data: drawn inside it (threefry and
         a sort, :meth:`prepare`), they cost the digits search 0.2-0.35 s of compile (alternating cold
         runs, 2026-11-25)."""
+        if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1:
+            raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
         if not self.shared_order:
             return self
         n, seed = self.x_train.shape[0], int(np.asarray(self.data_seed))
