@@ -399,8 +399,8 @@ class MLPTrainable(struct.PyTreeNode):
         """This trainable holding the shared order of epochs ``0 … epochs − 1`` (:meth:`shared_order_of`),
         computed on the host with numpy (:func:`vtune.rng.jax_permutation`, the same numbers; ``vtune.tune``
         calls it before a search). A program then takes the orders as data: drawn inside it (threefry and
-        a sort, :meth:`prepare`), they cost the digits search 0.2-0.35 s of compile (alternating cold
-        runs, 2026-11-25)."""
+        a sort, :meth:`prepare`), they cost the digits search 0.17-0.3 s of compile (alternating cold
+        runs, 2026-11-25). ``vtune.tune`` calls it up to ``HOST_ORDERS_MAX`` entries (epochs x rows)."""
         if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1:
             raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
         if not self.shared_order:
