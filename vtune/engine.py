@@ -113,8 +113,9 @@ class Packing:
     sharing a rung's scalars and keeping the best are then one operation for all the scalars instead of
     one per leaf — each leaf costs compile time in every one of them. Measured on the digits search
     (2026-11-25, alternating cold runs): compile 2.59 -> 2.48 s median of 4 each (2.86 -> 2.75 s in 3
-    earlier ones), the same trials bit for bit, the program's run unchanged. (Packing the parameter-sized leaves too saved 0.2 s of compile but made the run
-    15-20% slower: a member's buffers were concatenated and sliced at every take and write-back.)
+    earlier ones), the same trials bit for bit, the program's run unchanged. (Packing the parameter-sized
+    leaves too saved 0.2 s of compile but made the run 15-20% slower: a member's buffers were concatenated
+    and sliced at every take and write-back.)
 
     The moving leaves (see :func:`moving_part`) are those of ``moving(state)`` that are leaves of
     ``state`` itself; if ``moving`` builds new arrays, every leaf counts as moving (writing back a leaf

@@ -17,6 +17,7 @@ that a program can take the shared mini-batch orders as data.
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import scipy.special
@@ -85,8 +86,6 @@ def jax_permutation(seed: int, fold: int, n: int) -> np.ndarray | None:
     for ``⌈3 ln n / ln(2³² − 1)⌉`` rounds. Drawn here, a program can take the permutation as data
     instead of compiling the threefry hash and the sort (see ``MLPTrainable.with_orders``).
     """
-    import jax
-
     if not jax.config.jax_threefry_partitionable or jax.config.jax_default_prng_impl != "threefry2x32":
         return None
     u = np.uint32

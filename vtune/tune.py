@@ -495,16 +495,16 @@ def _evaluate(trainable, params, hp, x, y):
     return trainable.evaluate_member(params, hp, x, y)
 
 
-def _test_score(setup, params, hp) -> float:
-    """The test score of ``(params, hp)``. Compiled after the search, on the main thread: compiling it on a
+def _test_score(trainable, dataset, params, hp) -> float:
+    """The test score of ``(params, hp)`` under ``trainable`` (the best member's own activation only:
+    :func:`_own_activation`). Compiled after the search, on the main thread: compiling it on a
     worker thread while the search's program was traced (kept from 34124ac until 2026-11-25) saved 0.5 s
     on the old development CPU, but on the Zen 5 one the two compiles contend for the two cores and the
     GIL — digits, cold runs, settings alternating: search 3.87 s median compiled after (8 runs), 4.05 s on
     the worker thread (8), 4.00 s started once the search's program was compiled (4), though the
     evaluation itself then takes 0.17-0.21 s after the search (0.14-0.16 s since it computes the
-    member's own activation only: :func:`_own_activation`)."""
-    return float(_evaluate(_own_activation(setup.trainable, hp), params, hp, setup.dataset.x_test,
-                           setup.dataset.y_test))
+    member's own activation only)."""
+    return float(_evaluate(trainable, params, hp, dataset.x_test, dataset.y_test))
 
 
 def _own_activation(trainable, hp):
@@ -531,7 +531,7 @@ def _finish(setup, strat, seed, trials, best, model_epochs, planned, compiles, w
             params, hp = setup.trainable.export(member)
             ds = setup.dataset
             tr = _own_activation(setup.trainable, hp)
-            best_info["test_score"] = _test_score(setup, params, hp)
+            best_info["test_score"] = _test_score(tr, ds, params, hp)
             spec = {"task": ds.task, "num_features": ds.n_features, "num_outputs": ds.n_outputs,
                     "layout": list(tr.layout), "activations": list(tr.activations),
                     "shift": np.asarray(ds.shift).tolist(), "scale": np.asarray(ds.scale).tolist(),
