@@ -378,8 +378,10 @@ def test_brackets_run_together_equal_brackets_run_alone():
     assert int(out["model_epochs"]) == hyperband(9, 3).model_epochs
 
 
-def test_a_program_cache_that_cannot_be_written_warns_and_the_search_goes_on(tmp_path):
+def test_a_program_cache_that_cannot_be_written_warns_and_the_search_goes_on(tmp_path, monkeypatch):
     # "programs" is a file, so the export cache's folder cannot be made: the search warns and finishes.
+    # No engine kept from an earlier test may serve the program already compiled (it would write nothing).
+    monkeypatch.setattr(sys.modules["vtune.tune"], "_ENGINES", {})
     (tmp_path / "programs").write_text("in the way")
     space = {"units": 4, "num_layers": 1, "batch_size": 4, "optimizer": "adam",
              "learning_rate": vtune.Float(1e-2, 1.0, scale="log")}
