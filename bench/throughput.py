@@ -31,7 +31,8 @@ Both paths measure:
   per member (see below).
 
 Configurations: ``W32``, ``W128``, ``W256`` (uniform: every member 2 hidden layers of W units; no padding in
-the vmap path, so useful = padded) and ``mixed`` (units log-uniform 16..256, the same width in every layer,
+the vmap path, so useful = padded; ``--depths 1,2,3`` adds ``W32xD1``, ``W32xD3``, ... : every width at every
+depth, each in a program of exactly that depth) and ``mixed`` (units log-uniform 16..256, the same width in every layer,
 depth uniform in 1..3; padded to 256 x 3, or to its tier in the engine path).
 
 How the vmap path measures: each point's initial state comes from one ``init`` compile per configuration
@@ -175,6 +176,16 @@ def make_dataset(train_rows: int, val_rows: int, *, seed: int = 0) -> Dataset:
     a, b = train_rows, train_rows + val_rows
     return from_splits(x[:a], y[:a], x[a:b], y[a:b], x[b:], y[b:], task="classification",
                        name="make_classification", scaling="standard")
+
+
+def uniform_name(width: int, depth: int, depths: Sequence[int] = (UNIFORM_DEPTH,)) -> str:
+    """A uniform configuration's name: ``W128`` when every uniform population has the default depth 2 (the
+    name earlier result files use), ``W128xD3`` when the run measures other depths (``depths``).
+
+        >>> uniform_name(128, 2), uniform_name(128, 2, (1, 2, 3)), uniform_name(128, 3, (1, 3))
+        ('W128', 'W128xD2', 'W128xD3')
+    """
+    return f"W{width}" if tuple(depths) == (UNIFORM_DEPTH,) else f"W{width}xD{depth}"
 
 
 def uniform_members(num: int, width: int, depth: int) -> list[tuple[int, int]]:
@@ -510,9 +521,10 @@ def measure_engine_point(name: str, members: Sequence[tuple[int, int]], trainabl
 def configurations(args: argparse.Namespace) -> list[tuple[str, Layout, Callable[[int], list]]]:
     """``(name, padded layout, members_of(P))`` for every configuration."""
     out = []
-    for w in args.widths:
-        out.append((f"W{w}", Layout(NUM_FEATURES, UNIFORM_DEPTH, w, NUM_CLASSES),
-                    lambda p, w=w: uniform_members(p, w, UNIFORM_DEPTH)))
+    for d in args.depths:
+        for w in args.widths:
+            out.append((uniform_name(w, d, args.depths), Layout(NUM_FEATURES, d, w, NUM_CLASSES),
+                        lambda p, w=w, d=d: uniform_members(p, w, d)))
     if not args.no_mixed:
         out.append(("mixed", Layout(NUM_FEATURES, MIXED_DEPTHS[1], MIXED_UNITS[1], NUM_CLASSES),
                     lambda p: mixed_members(p, seed=args.seed)))
@@ -791,7 +803,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     mode.add_argument("--full", action="store_true", help="P up to 4096, 4096 train rows, 5 repeats")
     ap.add_argument("--populations", type=_int_list, default=None, help="population sizes (overrides the mode)")
     ap.add_argument("--widths", type=_width_list, default=WIDTHS,
-                    help="widths of the uniform depth-2 populations ('none': the mixed population only)")
+                    help="widths of the uniform populations ('none': the mixed population only)")
+    ap.add_argument("--depths", type=_int_list, default=(UNIFORM_DEPTH,),
+                    help="hidden layers of the uniform populations (each width at each depth; a program "
+                         "holds exactly that depth)")
     ap.add_argument("--no-mixed", action="store_true", help="skip the mixed population")
     ap.add_argument("--train-rows", type=int, default=None, help="training rows (default 1024 quick, 4096 full)")
     ap.add_argument("--val-rows", type=int, default=256, help="validation rows (timed, not counted as FLOPs)")

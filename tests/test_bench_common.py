@@ -1,5 +1,6 @@
-"""The benchmark's record of the machine it ran on (``bench/common.py``, loaded from the repository: the
-benchmark is not part of the installed package)."""
+"""The benchmarks' record of the machine they ran on (``bench/common.py``) and the throughput benchmark's
+configurations (``bench/throughput.py``), loaded from the repository: the benchmarks are not part of the
+installed package."""
 
 import functools
 import importlib.util
@@ -52,3 +53,28 @@ def test_cpuinfo_is_read_from_the_first_cpu_with_its_vector_extensions():
 def test_machine_info_names_the_cpu():
     cpu = _common().machine_info()["cpu"]
     assert isinstance(cpu["model"], str) and cpu["model"]
+
+
+@functools.cache
+def _throughput():
+    if ROOT not in sys.path:
+        sys.path.insert(0, ROOT)  # bench/throughput.py imports bench.common as a package
+    import bench.throughput
+
+    return bench.throughput
+
+
+def test_the_throughput_benchmark_measures_every_width_at_every_depth_asked_for():
+    tp = _throughput()
+    args = tp.parse_args(["--path", "engine", "--widths", "32,128", "--depths", "1,3", "--no-mixed",
+                          "--out", os.devnull])
+    configs = tp.configurations(args)
+    assert [name for name, _, _ in configs] == ["W32xD1", "W128xD1", "W32xD3", "W128xD3"]
+    for name, layout, members_of in configs:
+        width, depth = (int(v) for v in name[1:].split("xD"))
+        assert (layout.max_units, layout.max_layers) == (width, depth)  # a program of exactly that depth
+        assert members_of(3) == [(depth, width)] * 3
+    # The default keeps the names of earlier result files (depth 2 only), and the mixed population.
+    default = tp.configurations(tp.parse_args(["--widths", "32", "--out", os.devnull]))
+    assert [name for name, _, _ in default] == ["W32", "mixed"]
+    assert default[0][1].max_layers == 2
