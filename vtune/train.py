@@ -50,7 +50,10 @@ _ORDER_TAG = 2
 #: kernels of a step cost time whatever their size. Fitted on the 2-core development CPU (digits, one
 #: member alone on one core, batch 64): an epoch takes about 1.5 ms plus 2.6e-4 ms per padded
 #: multiply-add per row, from 2.7 ms (16 units in the 64 tier, 1 layer) to 43 ms (256 units, 3 layers);
-#: 1.5 ms is the time of about 5,800 multiply-adds per row.
+#: 1.5 ms is the time of about 5,800 multiply-adds per row. Re-checked on the Zen 5 development CPU
+#: (2026-11-25; only the deal depends on it, never the numbers): the 20,000-row benchmark search, two
+#: warm runs per setting, two rounds alternating, warm s: 2,000 → 5.87 5.90 / 5.75 5.88; 6,000 → 5.70
+#: 5.75 / 5.65 5.70; 20,000 → 5.83 5.73 / 5.97 5.89; 60,000 → 5.92 5.92 / 5.82 5.71 — none better.
 STEP_FLOOR = 6000.0
 
 #: Float hyperparameters the engine reads (arrays ``float32 [P]``).
