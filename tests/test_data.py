@@ -566,3 +566,86 @@ def test_dataset_constructor_checks_shapes():
         Dataset("d", "ranking", x, y, x, y, x, y)
     ok = Dataset("d", "binary", x, y, x, y, x, y)
     assert ok.classes.tolist() == [0, 1] and ok.scaling == "none" and ok.n_outputs == 1
+
+
+# ----------------------------------------------------------------------------------------------------
+# The numpy twins of scikit-learn's split and digits loader (no scikit-learn import on the main path)
+# ----------------------------------------------------------------------------------------------------
+
+
+def _sklearn_split(n, n_out, seed, labels):
+    from sklearn.model_selection import train_test_split
+
+    return train_test_split(np.arange(n), test_size=n_out, random_state=seed, stratify=labels,
+                            shuffle=True)
+
+
+@pytest.mark.parametrize("n,classes", [(10, None), (37, None), (1797, None), (12, 2), (50, 3), (97, 7),
+                                       (1257, 10), (569, 2), (400, 13)])
+def test_holdout_split_is_scikit_learns_train_test_split(n, classes):
+    rng = np.random.default_rng(n)
+    for seed in (0, 1, 7, 123, 2**31 - 1):
+        for n_out in sorted({classes or 1, n // 7 + (classes or 1), n // 2, n - (classes or 1)}):
+            if classes is None:
+                labels = None
+            else:  # uneven class sizes, every class at least 2 rows, labels not in sorted order
+                labels = np.concatenate([np.repeat(np.arange(classes), 2),
+                                         rng.integers(0, classes, n - 2 * classes)])
+                labels = rng.permutation(labels) * 3 - 5
+            kept, out = data.holdout_split(n, n_out, seed, labels)
+            want_kept, want_out = _sklearn_split(n, n_out, seed, labels)
+            np.testing.assert_array_equal(kept, want_kept)
+            np.testing.assert_array_equal(out, want_out)
+
+
+def test_holdout_split_refuses_what_scikit_learn_refuses():
+    labels = np.array([0, 0, 1, 1, 2])  # class 2 has one row
+    with pytest.raises(ValueError, match="only 1 row"):
+        data.holdout_split(5, 2, 0, labels)
+    with pytest.raises(ValueError, match="one row per class"):
+        data.holdout_split(6, 2, 0, np.array([0, 0, 1, 1, 2, 2]))  # 2 held out for 3 classes
+    with pytest.raises(ValueError, match="n_out"):
+        data.holdout_split(5, 5, 0)
+
+
+def test_bundled_splits_are_those_of_scikit_learn():
+    """The split ``load_dataset`` makes: scikit-learn's two ``train_test_split`` calls (test first)."""
+    from sklearn.datasets import load_wine
+
+    y = load_wine().target
+    for seed in (0, 3):
+        ds = load_dataset("wine", seed=seed)
+        rest, test = _sklearn_split(len(y), 27, seed, y)
+        train, val = _sklearn_split(len(rest), 27, seed, y[rest])
+        assert (ds.n_train, ds.n_val, ds.n_test) == (len(train), len(val), len(test))
+        # wine's labels are 0, 1, 2, encoded as themselves: the rows of each split, in row order
+        np.testing.assert_array_equal(np.asarray(ds.y_train), y[np.sort(rest[train])])
+        np.testing.assert_array_equal(np.asarray(ds.y_val), y[np.sort(rest[val])])
+        np.testing.assert_array_equal(np.asarray(ds.y_test), y[np.sort(test)])
+
+
+def test_digits_are_read_as_scikit_learn_reads_them_without_importing_it():
+    import subprocess
+    import sys
+
+    from sklearn.datasets import load_digits
+
+    got_x, got_y, names = data._load_digits()
+    want = load_digits()
+    np.testing.assert_array_equal(got_x, want.data)
+    np.testing.assert_array_equal(got_y, want.target)
+    assert got_x.dtype == want.data.dtype and names == list(want.feature_names)
+    code = ("import sys, vtune; vtune.load_dataset('digits'); "
+            "print(sorted(m for m in sys.modules if m == 'sklearn' or m.startswith('sklearn.')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**__import__("os").environ, "VTUNE_CPU_DEVICES": "off"})
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+def test_digits_fall_back_to_scikit_learn_without_the_data_file(monkeypatch):
+    from sklearn.datasets import load_digits
+
+    monkeypatch.setattr(data, "_sklearn_data_file", lambda name: None)
+    x, y, names = data._load_digits()
+    np.testing.assert_array_equal(x, load_digits().data)
+    assert len(names) == 64

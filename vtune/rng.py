@@ -20,7 +20,6 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
-import scipy.special
 from jax.scipy.special import ndtri
 
 _GOLDEN = 0x9E3779B9
@@ -113,5 +112,7 @@ def truncated_normal(key, num_rows: int, num_cols: int, xp=jnp):
     u = (bits(key, num_rows, num_cols, xp) >> xp.uint32(8)).astype(xp.float32) + xp.float32(0.5)
     u = xp.float32(_LO) + (u * xp.float32(2.0**-24)) * xp.float32(_HI - _LO)
     if xp is np:
+        import scipy.special  # here, not at the top: its import costs ~0.1 s, and most searches never draw this
+
         return scipy.special.ndtri(u.astype(np.float64)).astype(np.float32)
     return ndtri(u)
