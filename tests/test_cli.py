@@ -91,6 +91,24 @@ def test_python_dash_m_vtune_entry_point():
     assert bad.stderr.count("\n") == 1 and "Traceback" not in bad.stderr
 
 
+def test_the_program_leaves_at_once_with_its_exit_handlers_run_and_output_flushed():
+    """Run as the program, a finished command skips the interpreter's teardown (``cli._leave``): its status,
+    its whole output (to a pipe, i.e. buffered) and the ``atexit`` handlers must all survive that."""
+    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    code = ("import atexit, sys\n"
+            "atexit.register(lambda: print('handler ran'))\n"
+            "from vtune.cli import main\n"
+            "sys.argv = ['vtune', 'plan', '--max-epochs', '27', '--eta', '3']\n"
+            "print('x' * 100000)\n"  # more than a pipe's buffer, still unflushed when main ends
+            "sys.exit(main())\n"
+            "print('not reached')\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=REPO,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "x" * 100000 in proc.stdout and _first_rung_counts(proc.stdout) == [27, 12, 6, 4]
+    assert proc.stdout.rstrip().endswith("handler ran") and "not reached" not in proc.stdout
+
+
 # --------------------------------------------------------------------------------------------------
 # One real tiny search: tune, show, resume
 # --------------------------------------------------------------------------------------------------

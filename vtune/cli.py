@@ -24,6 +24,7 @@ Exit status: 0 success · 1 every trial diverged (the files are still written) �
 from __future__ import annotations
 
 import argparse
+import atexit
 import datetime
 import json
 import os
@@ -454,12 +455,25 @@ def _one_line(text: Any) -> str:
     return " ".join(str(text).split()) or "(no message)"
 
 
+def _leave(code: int) -> None:
+    """End the process now with status ``code``: the ``atexit`` handlers run and the standard streams are
+    flushed, then ``os._exit`` skips the interpreter's teardown (vtune writes every file synchronously and
+    starts no thread of its own, so nothing is left to finish)."""
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code if isinstance(code, int) else EXIT_USAGE)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``vtune`` command line on ``argv`` (default ``sys.argv[1:]``); return the exit status.
 
     Run as the program (``argv`` None), a search stopped by Ctrl-C ends the process at once with status
     130 (``os._exit`` after flushing): XLA can crash in interpreter teardown while a computation it was
-    interrupted in is still in flight, which would turn 130 into a segmentation fault.
+    interrupted in is still in flight, which would turn 130 into a segmentation fault. A command that
+    ends normally also leaves at once, its exit handlers run and its output flushed (:func:`_leave`):
+    the interpreter's teardown after a search — freeing JAX's compiled programs and XLA's runtime —
+    took 0.25–0.33 s of the ≈ 4.8 s ``vtune tune --dataset digits`` on the 2-core development CPU.
 
     Example:
         >>> main(["plan", "--max-epochs", "9", "--eta", "3"])   # doctest: +SKIP
@@ -471,7 +485,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as stop:  # --help, --version and usage errors: argparse has printed its text
         return stop.code if isinstance(stop.code, int) else EXIT_USAGE
     try:
-        return _COMMANDS[args.command](args)
+        code = _COMMANDS[args.command](args)
+        if argv is None:
+            _leave(code)
+        return code
     except _Interrupted:
         if argv is None:
             sys.stdout.flush()
