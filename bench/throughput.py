@@ -10,12 +10,13 @@ program (``vtune.engine.Engine``, ``bracket_program``) with ``chunk = vtune.tune
 (``vtune.plan.single_rung``). On a CPU, ``import vtune`` gives JAX one device per core (``vtune.devices``)
 and the engine splits each chunk over them with ``shard_map``: one member per core, unbatched, at the
 narrowest compiled width tier that holds it (``MLPTrainable.train_epochs``; the default tiers,
-``default_width_tiers``: 64 and 128 for 256 units), with its inactive layers skipped (``lax.cond``). The
-trainable is built as ``tune`` builds it for a space with these fixed choices (default tiers, the task's
-default loss only, no accumulation); the hyperparameters are ``trainable.host_init(encode_hparams(...))``
+``default_width_tiers``: 64 and 128 for 256 units, or ``--tiers``), with its inactive layers skipped
+(``lax.cond``). The trainable is built as ``tune`` builds it for a space with these fixed choices (the
+tiers, the task's default loss only, no accumulation); the hyperparameters are ``trainable.host_init(encode_hparams(...))``
 padded with ``vtune.train.pad_hparams`` to the engine's capacity (``P`` rounded up to a whole number of
 members per device; a padding slot trains no epoch). Unlike ``tune``'s ``width_tiers="auto"``, the tiers
-are kept for every ``P`` (``tune`` drops them for searches under ``TIER_MIN_FLOPS`` padded FLOPs).
+are kept for every ``P`` (``tune`` keeps, out of the finer ladder ``vtune.train.tier_candidates``, only
+those whose compile time the padded FLOPs they save repay: see ``TIER_MIN_FLOPS``).
 
 Both paths measure:
 
@@ -273,7 +274,7 @@ def make_trainable(dataset: Dataset, layout: Layout, args: argparse.Namespace) -
     if args.path == "vmap":
         return MLPTrainable.create(dataset, **common, width_tiers=())
     return MLPTrainable.create(dataset, **common, losses=(DEFAULT_LOSS[dataset.task],),
-                               width_tiers=None).with_orders(args.epochs)
+                               width_tiers=args.tiers).with_orders(args.epochs)
 
 
 def encoded_hparams(trainable: MLPTrainable, members: Sequence[tuple[int, int]], args: argparse.Namespace,
@@ -808,6 +809,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                     help="hidden layers of the uniform populations (each width at each depth; a program "
                          "holds exactly that depth)")
     ap.add_argument("--no-mixed", action="store_true", help="skip the mixed population")
+    ap.add_argument("--tiers", type=_width_list, default=None,
+                    help="engine path: the width tiers every member trains at (default: the trainable's "
+                         "defaults, default_width_tiers; 'none': none, every member at the full width)")
     ap.add_argument("--train-rows", type=int, default=None, help="training rows (default 1024 quick, 4096 full)")
     ap.add_argument("--val-rows", type=int, default=256, help="validation rows (timed, not counted as FLOPs)")
     ap.add_argument("--dataset", choices=("generated", "digits"), default="generated",
@@ -855,6 +859,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         ap.error(f"--train-rows={args.train_rows} is smaller than --batch={args.batch}")
     if not 0.0 <= args.dropout < 1.0:
         ap.error(f"--dropout must lie in [0, 1), got {args.dropout}")
+    if args.tiers is not None and args.path != "engine":
+        ap.error("--tiers applies to --path engine (the vmap path trains every member at the full width)")
     if not args.widths and args.no_mixed:
         ap.error("--widths none with --no-mixed leaves nothing to measure")
     args.mode = "quick" if quick else "full"
