@@ -9,6 +9,7 @@ once for the whole module (subprocesses included); everything else uses small ``
 from __future__ import annotations
 
 import gc
+import itertools
 import json
 import math
 import os
@@ -545,6 +546,16 @@ def test_a_search_hands_its_program_the_shared_orders_drawn_on_the_host(monkeypa
     assert _Setup({"units": Int(16, 64)}, ds, shared_order=True, **kw).trainable.orders is None
 
 
+def test_tier_candidates_are_a_ladder_below_the_widest_layer():
+    from vtune.train import MAX_TIER_CANDIDATES, tier_candidates
+
+    assert tier_candidates(256) == (32, 48, 64, 96, 128, 192)
+    assert tier_candidates(64) == (32, 48) and tier_candidates(33) == (32,) and tier_candidates(32) == ()
+    assert tier_candidates(512) == (32, 48, 64, 96, 128, 192, 256, 384)  # eight: still the whole ladder
+    wide = tier_candidates(4096)  # past eight rungs, powers of two only, the widest kept
+    assert wide == (32, 64, 128, 256, 512, 1024, 2048) and len(wide) <= MAX_TIER_CANDIDATES
+
+
 def test_width_tiers_are_kept_only_where_they_repay_compiling():
     from vtune.tune import TIER_MIN_FLOPS, _Setup
 
@@ -554,12 +565,12 @@ def test_width_tiers_are_kept_only_where_they_repay_compiling():
     def tiers(model_epochs, chunk=1):
         setup = _Setup(space, ds, max_epochs=27, data_seed=0, shared_order=True, restore_best=True,
                        steps_per_epoch=10)
-        assert setup.trainable.width_tiers == (64, 128)  # the defaults the choice starts from
+        assert setup.trainable.width_tiers == (32, 48, 64, 96, 128, 192)  # the candidates the choice starts from
         setup.auto_tiers(model_epochs, chunk)
         return setup.trainable.width_tiers, setup
 
     assert tiers(1)[0] == ()  # a tiny search compiles one width only
-    assert tiers(10**6)[0] == (64, 128)  # a long one keeps every tier
+    assert tiers(10**6)[0] == (32, 48, 64, 96, 128, 192)  # a long one keeps every tier
     assert tiers(10**6, chunk=4)[0] == ()  # vmapped chunks pad to their widest member anyway
     chosen = [tiers(e)[0] for e in (1, 30, 100, 357, 1000, 3000, 10**4)]
     assert [len(c) for c in chosen] == sorted(len(c) for c in chosen)  # more training, never fewer tiers
@@ -576,7 +587,8 @@ def test_width_tiers_are_kept_only_where_they_repay_compiling():
             total += 64 * w + (d - 1) * w * w + w * 10
         return rows * total / len(need) + len(kept) * TIER_MIN_FLOPS
 
-    costs = {c: by_hand(c) for c in [(), (64,), (128,), (64, 128)]}
+    candidates = (32, 48, 64, 96, 128, 192)
+    costs = {c: by_hand(c) for k in range(len(candidates) + 1) for c in itertools.combinations(candidates, k)}
     assert keep == min(costs, key=lambda c: (costs[c], len(c)))
     # On the development CPU neither tier repays its compile time over a first run and a rerun here (see
     # TIER_MIN_FLOPS): the 128 tier saves ≈ 1.2e11 padded FLOPs of training, less than its compile's charge.

@@ -582,6 +582,27 @@ class MLPTrainable(struct.PyTreeNode):
         return forward(params, hp, x, self.layout, activations=self.activations)
 
 
+#: At most this many candidate tiers for ``vtune.tune``'s automatic choice (it scores every subset).
+MAX_TIER_CANDIDATES = 8
+
+
+def tier_candidates(max_units: int) -> tuple:
+    """The width tiers ``vtune.tune``'s automatic choice (``width_tiers="auto"``) picks from: every width
+    of the ladder 32, 48, 64, 96, 128, 192, … (ratio ≈ 1.5) below ``max_units`` — powers of two alone where
+    that ladder has more than :data:`MAX_TIER_CANDIDATES` rungs. Finer than :func:`default_width_tiers`, so
+    that a long search can cut padding further (a member of 150 units pads to 192, not 256); a short one
+    keeps no more tiers than their compile time repays (``_Setup.auto_tiers``).
+
+        >>> tier_candidates(256), tier_candidates(64), tier_candidates(32)
+        ((32, 48, 64, 96, 128, 192), (32, 48), ())
+    """
+    max_units = int(max_units)
+    ladder = sorted({w for p in range(5, 40) for w in (2**p, 3 * 2 ** (p - 1)) if 32 <= w < max_units})
+    if len(ladder) > MAX_TIER_CANDIDATES:
+        ladder = [w for w in ladder if w & (w - 1) == 0][-MAX_TIER_CANDIDATES:]
+    return tuple(ladder)
+
+
 def default_width_tiers(max_units: int) -> tuple:
     """Narrower compiled variants for chunks of narrow members: ``max_units/4`` and ``max_units/2``, when
     at least 32 wide (each variant costs one more compile of the training step, so two is the default)."""

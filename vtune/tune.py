@@ -35,7 +35,7 @@ from vtune.space import Choice, Float, Space, default_space
 from vtune.strategies import STRATEGIES, Strategy
 from vtune.strategies.base import trial_seeds
 from vtune.trainable import BealeTrainable, FunctionTrainable, beale_hparams, encode_generic
-from vtune.train import MLPTrainable, encode_hparams, pad_hparams
+from vtune.train import MLPTrainable, encode_hparams, pad_hparams, tier_candidates
 
 #: Members trained side by side in one chunk on a CPU backend (see ``engine``); accelerators use the
 #: whole stage. Measured on a 2-core machine (digits, 2 hidden layers, batch 64): the time per
@@ -185,7 +185,10 @@ class _Setup:
             self.trainable = MLPTrainable.create(
                 data, max_layers=geometry["max_layers"], max_units=geometry["max_units"],
                 micro_batch=geometry["micro_batch"], data_seed=data_seed, accumulate=geometry["accumulate"],
-                shared_order=shared_order, restore_best=restore_best, width_tiers=width_tiers, **statics)
+                shared_order=shared_order, restore_best=restore_best,
+                # None: the automatic choice, made by auto_tiers from the finer ladder of candidates
+                width_tiers=tier_candidates(geometry["max_units"]) if width_tiers is None else width_tiers,
+                **statics)
             if max_epochs * data.n_train <= HOST_ORDERS_MAX:  # the shared orders as data (see with_orders)
                 self.trainable = self.trainable.with_orders(max_epochs)
             self.data_info = {"name": data.name, "task": data.task, "n_train": data.n_train, "n_val": data.n_val,
@@ -238,8 +241,9 @@ class _Setup:
         trains at the narrowest kept width that holds its widest layer, so a set of tiers ``T`` costs
         ``model_epochs × rows × 6 × mean(padded weights of each member's own layers at its width)`` padded
         FLOPs of training (alone on its core a member skips the layers it does not have)
-        plus ``|T| × TIER_MIN_FLOPS`` for compiling; every subset of the default tiers is scored and the
-        cheapest kept (ties: fewer tiers). The mean is over ``TIER_SAMPLE`` configurations drawn from the
+        plus ``|T| × TIER_MIN_FLOPS`` for compiling; every subset of the trainable's tiers (in ``tune``'s
+        automatic mode the candidates of ``vtune.train.tier_candidates``) is scored and the cheapest kept
+        (ties: fewer tiers). The mean is over ``TIER_SAMPLE`` configurations drawn from the
         space with a fixed seed, so the choice is a function of the search alone: tiers change no number
         beyond float rounding, but a search should compile the same program wherever it runs.
         """
@@ -352,9 +356,9 @@ def tune(space=None, data="digits", *, strategy: str | Strategy = "hyperband", s
         progress: show a live progress display on stderr.
         max_memory_gb: refuse a search whose estimated device memory exceeds this (default: 75% of RAM).
         width_tiers: narrower compiled variants of the training step for narrow members (CPU chunks of
-            one): "auto" (the default tiers whose compile time the padded training they save repays, estimated
-            from the space and the budget: see ``TIER_MIN_FLOPS``), () for none, or a
-            tuple of widths.
+            one): "auto" (the tiers, out of ``vtune.train.tier_candidates`` — 32, 48, 64, 96, 128, 192 below
+            256 units — whose compile time the padded training they save repays, estimated from the space and
+            the budget: see ``TIER_MIN_FLOPS``), () for none, or a tuple of widths.
         brackets_together: train brackets that do not depend on each other (Hyperband's) in one program,
             side by side: the same numbers, faster on a multi-core CPU (no core waits through a bracket's
             last rung of one member), but the checkpoint is written once they are all done; ``False`` runs
