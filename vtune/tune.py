@@ -35,7 +35,7 @@ from vtune.space import Choice, Float, Space, default_space
 from vtune.strategies import STRATEGIES, Strategy
 from vtune.strategies.base import trial_seeds
 from vtune.trainable import BealeTrainable, FunctionTrainable, beale_hparams, encode_generic
-from vtune.train import MLPTrainable, encode_hparams, pad_hparams, tier_candidates
+from vtune.train import MLPTrainable, encode_hparams, tier_candidates
 
 #: Members trained side by side in one chunk on a CPU backend (see ``engine``); accelerators use the
 #: whole stage. Measured on a 2-core machine (digits, 2 hidden layers, batch 64): the time per
@@ -251,7 +251,20 @@ class _Setup:
         if chunk != 1 or not tr.width_tiers:
             self.trainable = tr.replace(width_tiers=())
             return
-        cost = lambda tiers: self.training_flops(model_epochs, tiers) + len(tiers) * TIER_MIN_FLOPS
+        # training_flops for every subset, from one table of each sample's padded weights at each width
+        # (the same integers, hence the same sums: the ladder's 64 subsets cost ms, not 60 ms).
+        widths = sorted(tr.width_tiers) + [tr.max_units]
+        need, depth = self._sampled_architectures()
+        table = np.stack([tier_weights(tr.num_features, tr.num_outputs, depth.astype(np.int64), np.int64(w))
+                          for w in widths])
+        samples = np.arange(need.shape[0])
+
+        def cost(tiers):
+            kept = [widths.index(w) for w in tiers] + [len(widths) - 1]
+            at = np.asarray(kept)[np.clip(np.searchsorted([widths[k] for k in kept], need), 0, len(kept) - 1)]
+            flops = model_epochs * self.dataset.n_train * 6 * float(np.mean(table[at, samples]))
+            return flops + len(tiers) * TIER_MIN_FLOPS
+
         candidates = [list(c) for k in range(len(tr.width_tiers) + 1)
                       for c in itertools.combinations(sorted(tr.width_tiers), k)]
         best = min(candidates, key=lambda c: (cost(c), len(c)))
@@ -434,8 +447,14 @@ def tune(space=None, data="digits", *, strategy: str | Strategy = "hyperband", s
             display.start_bracket(group[0], len(stages), [(int(sizes[:, i].sum()), m) for i, m in enumerate(marks)],
                                   last=group[-1])
             configs = [strat.configs(i, space, seed, trials_done) for i in group]
-            encoded = [setup.encode(c, trial_seeds(seed, i, len(c)), strat.max_epochs) for i, c in zip(group, configs)]
-            hp = pad_hparams({k: np.concatenate([e[k] for e in encoded]) for k in encoded[0]}, engine.capacity)
+            # Every bracket's members, then the engine's padding slots (members repeated, as pad_hparams
+            # pads: they train nothing), encoded at once: the initial weights are drawn straight into
+            # the program's input, not concatenated and padded after (two more copies of every member's
+            # weights: 6-80 ms for a digits search in a fresh process, mostly page faults).
+            flat = [c for cs in configs for c in cs]
+            seeds = np.concatenate([trial_seeds(seed, i, len(c)) for i, c in zip(group, configs)])
+            rows = np.arange(engine.capacity) % len(flat)
+            hp = setup.encode([flat[r] for r in rows], seeds[rows], strat.max_epochs)
             out_np = engine.run_together(setup.trainable, hp, brackets)
             model_epochs += int(out_np["model_epochs"])
             offset = 0
