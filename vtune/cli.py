@@ -460,8 +460,11 @@ def _leave(code: int) -> None:
     flushed, then ``os._exit`` skips the interpreter's teardown (vtune writes every file synchronously and
     starts no thread of its own, so nothing is left to finish)."""
     atexit._run_exitfuncs()
-    sys.stdout.flush()
-    sys.stderr.flush()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a reader that went away (`vtune ... | head`), a closed stream
+            pass
     os._exit(code if isinstance(code, int) else EXIT_USAGE)
 
 
