@@ -106,7 +106,8 @@ def test_chunked_bracket_equals_unchunked():
 
 
 def test_width_tiers_equal_padded_program():
-    """The narrower compiled variants give the same numbers as the padded program."""
+    """The narrower compiled variants give the same numbers as the padded program: powers of two, and the
+    ≈ 1.5× steps of ``tier_candidates``' ladder (6 and 12 here: widths that are no power of two)."""
     ds = _small_digits(128)
     configs = _mixed_configs(6, 5)
     for c, u in zip(configs, (4, 8, 12, 16, 6, 10)):
@@ -115,15 +116,15 @@ def test_width_tiers_equal_padded_program():
                         seeds=range(6))
     stage = Bracket(0, (Rung(6, 3, 0),))
     outs = []
-    for tiers in ((), (4, 8)):
+    for tiers in ((), (4, 8), (6, 12)):
         tr = MLPTrainable.create(ds, max_layers=3, max_units=16, micro_batch=16, width_tiers=tiers)
+        assert tr.width_tiers == tiers  # the program compiles exactly these variants
         engine = Engine(capacity=6, chunk=1, max_rungs=1, max_epochs=3)
         outs.append(engine.run(tr, hp, stage))
-    np.testing.assert_allclose(outs[1]["curves"], outs[0]["curves"], rtol=1e-5, atol=1e-6)
-    a = jax.tree.leaves(outs[0]["best_member"].params)
-    b = jax.tree.leaves(outs[1]["best_member"].params)
-    for x, y in zip(a, b):
-        np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)
+    for out in outs[1:]:
+        np.testing.assert_allclose(out["curves"], outs[0]["curves"], rtol=1e-5, atol=1e-6)
+        for x, y in zip(jax.tree.leaves(out["best_member"].params), jax.tree.leaves(outs[0]["best_member"].params)):
+            np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)
 
 
 def test_fast_compile_options_reach_xla_and_keep_the_numbers():
