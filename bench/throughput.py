@@ -265,8 +265,8 @@ def make_trainable(dataset: Dataset, layout: Layout, args: argparse.Namespace) -
     """The trainable of ``layout`` (one optimizer, activation and schedule; no accumulation).
 
     vmap path: the padded program (no width tiers). Engine path: as ``vtune.tune`` builds it for a space
-    with these fixed choices: the default width tiers, the task's default loss only, and the shared
-    mini-batch orders computed on the host (``with_orders``).
+    with these fixed choices: the width tiers of ``--tiers`` (default: the trainable's defaults), the task's
+    default loss only, and the shared mini-batch orders computed on the host (``with_orders``).
     """
     common = dict(max_layers=layout.max_layers, max_units=layout.max_units, micro_batch=args.batch,
                   optimizers=(args.optimizer,), activations=(args.activation,), schedules=(args.schedule,),

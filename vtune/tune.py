@@ -251,20 +251,7 @@ class _Setup:
         if chunk != 1 or not tr.width_tiers:
             self.trainable = tr.replace(width_tiers=())
             return
-        # training_flops for every subset, from one table of each sample's padded weights at each width
-        # (the same integers, hence the same sums: the ladder's 64 subsets cost ms, not 60 ms).
-        widths = sorted(tr.width_tiers) + [tr.max_units]
-        need, depth = self._sampled_architectures()
-        table = np.stack([tier_weights(tr.num_features, tr.num_outputs, depth.astype(np.int64), np.int64(w))
-                          for w in widths])
-        samples = np.arange(need.shape[0])
-
-        def cost(tiers):
-            kept = [widths.index(w) for w in tiers] + [len(widths) - 1]
-            at = np.asarray(kept)[np.clip(np.searchsorted([widths[k] for k in kept], need), 0, len(kept) - 1)]
-            flops = model_epochs * self.dataset.n_train * 6 * float(np.mean(table[at, samples]))
-            return flops + len(tiers) * TIER_MIN_FLOPS
-
+        cost = lambda tiers: self.training_flops(model_epochs, tiers) + len(tiers) * TIER_MIN_FLOPS
         candidates = [list(c) for k in range(len(tr.width_tiers) + 1)
                       for c in itertools.combinations(sorted(tr.width_tiers), k)]
         best = min(candidates, key=lambda c: (cost(c), len(c)))
