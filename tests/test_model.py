@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 
 from reference_mlp import EPOCHS, MICRO_BATCH, run_population, small_digits
+import vtune
 from vtune import rng
 from vtune.hparams import ACTIVATIONS, complete_config
-from vtune.model import (ACTIVATION_IDS, INIT_IDS, Layout, activate, dropout_scale, from_views, init_weight,
-                         layers_of, narrow_views, to_views, unflatten, widen)
+from vtune.model import (ACTIVATION_IDS, INIT_IDS, Layout, activate, dropout_scale, forward, forward_host,
+                         from_views, init_member, init_weight, layers_of, narrow_views, to_views, unflatten, widen)
 from vtune.train import MLPTrainable, encode_hparams
 
 MAX_LAYERS, MAX_UNITS = 3, 32
@@ -298,6 +299,53 @@ def test_activation_alone_and_in_a_population_has_the_value_and_gradient_of_its_
     assert _cond_count(value_and_grad, z, act_id) == 2
     assert _cond_count(jax.vmap(value_and_grad, in_axes=(None, 0)), z, ids) == 0
     assert _cond_count(lambda z: value_and_grad(z, act_id, (name,)), z) == 0
+
+
+# ------------------------------------------------------------------------------------ the host forward pass
+
+@pytest.mark.parametrize("name", ACTIVATIONS)
+def test_host_forward_is_the_padded_programs_function(name):
+    # One member in numpy, its true layers only, against the padded JAX forward with every activation
+    # compiled in: the same outputs up to float rounding, at every depth, for widths below and at the pad.
+    layout = Layout(13, 3, 40, 5)
+    gen = np.random.default_rng(ACTIVATION_IDS[name])
+    x = gen.normal(size=(64, 13)).astype(np.float32)
+    for depth, units in ((1, [40, 7, 9]), (2, [5, 40, 3]), (3, [17, 1, 33])):
+        hp = {"num_layers": np.int32(depth), "units": np.int32(units), "init": np.int32(INIT_IDS["he_normal"]),
+              "init_scale": np.float32(0.05), "activation": np.int32(ACTIVATION_IDS[name])}
+        flat = np.asarray(init_member(np.uint32(depth), hp, layout))
+        flat = flat + (flat != 0) * gen.normal(0.0, 0.5, flat.shape).astype(np.float32)  # biases too
+        got = forward_host(flat, hp, x, layout)
+        want = np.asarray(jax.jit(lambda f, h: forward(f, h, x, layout))(flat, hp))
+        assert got.dtype == np.float32 and got.shape == (64, 5)
+        np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-5 * float(np.abs(want).max()))
+        # Padded units beyond a layer's width are never read: garbage there changes nothing.
+        dirty = flat.copy()
+        start, shape = layout.offsets()["hidden_0_w"]
+        block = dirty[start:start + int(np.prod(shape))].reshape(shape)
+        block[:, units[0]:] = 1e6
+        np.testing.assert_array_equal(forward_host(dirty, hp, x, layout), got)
+
+
+def test_model_probabilities_are_softmax_and_sigmoid_of_its_outputs():
+    layout = Layout(4, 1, 6, 3)
+    hp = {"num_layers": np.int32(1), "units": np.int32([6]), "init": np.int32(INIT_IDS["glorot_uniform"]),
+          "init_scale": np.float32(0.05), "activation": np.int32(ACTIVATION_IDS["tanh"])}
+    flat = np.asarray(init_member(np.uint32(3), hp, layout)) * 40.0  # large logits: a stable softmax
+    x = np.random.default_rng(0).normal(size=(9, 4)).astype(np.float32)
+    spec = {"task": "classification", "num_features": 4, "num_outputs": 3, "layout": list(layout),
+            "activations": ["tanh"], "shift": [0.0] * 4, "scale": [1.0] * 4, "classes": None}
+    model = vtune.result.Model(flat, hp, spec)
+    out = model.decision_function(x)
+    np.testing.assert_allclose(model.predict_proba(x), np.asarray(jax.nn.softmax(out, -1)), rtol=1e-5, atol=1e-7)
+    np.testing.assert_array_equal(model.predict(x), np.argmax(out, -1))
+    one = Layout(4, 1, 6, 1)
+    binary = vtune.result.Model(np.asarray(init_member(np.uint32(4), hp, one)) * 40.0, hp,
+                                {**spec, "task": "binary", "num_outputs": 1, "layout": list(one)})
+    out = binary.decision_function(x)
+    p = np.asarray(jax.nn.sigmoid(out[:, 0]))
+    np.testing.assert_allclose(binary.predict_proba(x), np.stack([1 - p, p], -1), rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(binary.predict(x), (out[:, 0] > 0).astype(np.int64))
 
 
 # ------------------------------------------------------------------------------------ restore point and ties

@@ -39,17 +39,18 @@ def loss_fn(out, y, loss_id, huber_delta, *, losses: Sequence[str]):
     return choose(loss_id, LOSS_IDS, losses, lambda name: lambda out, y: loss_value(name, out, y, huber_delta), out, y)
 
 
-def score(task: str, out, y):
-    """Validation score (higher is better) of outputs ``out [N, C]`` against ``y``: accuracy or R²."""
+def score(task: str, out, y, xp=jnp):
+    """Validation score (higher is better) of outputs ``out [N, C]`` against ``y``: accuracy or R²
+    (``xp=numpy`` on the host: see :func:`vtune.model.forward_host`)."""
     if task == "classification":
-        return jnp.mean(jnp.argmax(out, axis=-1) == y)
+        return xp.mean(xp.argmax(out, axis=-1) == y)
     if task == "binary":
-        return jnp.mean((out[:, 0] > 0) == (y > 0))
+        return xp.mean((out[:, 0] > 0) == (y > 0))
     if task == "regression":
-        ss_res = jnp.sum((y - out) ** 2, axis=0)
-        ss_tot = jnp.sum((y - y.mean(axis=0, keepdims=True)) ** 2, axis=0)
-        r2 = 1.0 - ss_res / jnp.where(ss_tot > 0, ss_tot, 1.0)
-        return jnp.mean(r2)
+        ss_res = xp.sum((y - out) ** 2, axis=0)
+        ss_tot = xp.sum((y - y.mean(axis=0, keepdims=True)) ** 2, axis=0)
+        r2 = 1.0 - ss_res / xp.where(ss_tot > 0, ss_tot, 1.0)
+        return xp.mean(r2)
     raise ValueError(f"unknown task {task!r}")
 
 

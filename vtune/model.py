@@ -336,6 +336,53 @@ def forward(flat, hp: Mapping[str, jnp.ndarray], x, layout: Layout, *,
     return h @ params["out"]["w"] + params["out"]["b"][None, :]
 
 
+#: The activations as numpy functions of float32 arrays, for :func:`forward_host` (the same formulas as
+#: ``_ACT_FNS``: ``jax.nn.gelu`` is its tanh approximation, ``jax.nn.leaky_relu`` has slope 0.01).
+_HOST_ACT_FNS = {
+    "relu": lambda z: np.maximum(z, np.float32(0.0)),
+    "tanh": np.tanh,
+    "sigmoid": lambda z: np.float32(0.5) * (np.tanh(np.float32(0.5) * z) + np.float32(1.0)),
+    "elu": lambda z: np.where(z > 0, z, np.expm1(np.minimum(z, np.float32(0.0)))),
+    "gelu": lambda z: np.float32(0.5) * z * (np.float32(1.0) + np.tanh(
+        np.float32(np.sqrt(2.0 / np.pi)) * (z + np.float32(0.044715) * z ** 3))),
+    "leaky_relu": lambda z: np.where(z >= 0, z, np.float32(0.01) * z),
+    "identity": lambda z: z,
+}
+
+
+def forward_host(flat, hp: Mapping[str, np.ndarray], x, layout: Layout) -> np.ndarray:
+    """:func:`forward` of one member in numpy (no dropout): outputs ``float32 [N, C]`` of ``x [N, D]``.
+
+    It computes the member's true architecture only — its ``num_layers`` layers at their ``units``, its own
+    activation — which is the padded program's function exactly (padded units are zero, absent layers
+    identity); only the float rounding of the products differs. Used where one model is evaluated once:
+    the best member's test score and :class:`vtune.result.Model`'s predictions, which then need no
+    compile (a cold digits search spent 0.15-0.17 s compiling and running that evaluation with JAX).
+    """
+    table = layout.offsets()
+    flat = np.asarray(flat, np.float32)
+    act = _HOST_ACT_FNS[ACTIVATIONS[int(np.asarray(hp["activation"]))]]
+    units = np.asarray(hp["units"]).astype(np.int64)
+    depth = int(min(max(int(np.asarray(hp["num_layers"])), 1), layout.max_layers))
+
+    def weights(name, rows, cols):
+        start, shape = table[name]
+        return flat[start:start + int(np.prod(shape))].reshape(shape)[:rows, :cols]
+
+    def bias(name, size):
+        start, _ = table[name]
+        return flat[start:start + size]
+
+    h = np.asarray(x, np.float32)
+    width = layout.num_features
+    for l in range(depth):
+        u = int(units[l])
+        h = act(h @ weights(f"hidden_{l}_w", width, u) + bias(f"hidden_{l}_b", u))
+        width = u
+    c = layout.num_outputs
+    return (h @ weights("out_w", width, c) + bias("out_b", c)).astype(np.float32)
+
+
 def useful_weights(num_features: int, num_outputs: int, num_layers: int, units: Sequence[int]) -> int:
     """Multiply-adds per sample of one member's *true* architecture (no padding)."""
     widths = [num_features] + [int(u) for u in units[:num_layers]] + [num_outputs]

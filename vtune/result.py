@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from flax import serialization
 
@@ -41,20 +40,16 @@ class Model:
         self.params = jax.tree.map(np.asarray, params)
         self.hp = {k: np.asarray(v) for k, v in hp.items()}
         self.spec = dict(spec)
-        self._fn = None
 
     @property
     def task(self) -> str:
         return self.spec["task"]
 
     def _outputs(self, x):
-        from vtune.model import Layout, forward
+        # One model, evaluated once or a few times: numpy, no compile (see vtune.model.forward_host).
+        from vtune.model import Layout, forward_host
 
-        if self._fn is None:
-            acts = tuple(self.spec["activations"])
-            layout = Layout(*self.spec["layout"])
-            self._fn = jax.jit(lambda p, h, x: forward(p, h, x, layout, activations=acts))
-        return np.asarray(self._fn(self.params, self.hp, jnp.asarray(x, jnp.float32)))
+        return forward_host(self.params, self.hp, x, Layout(*self.spec["layout"]))
 
     def _scaled(self, x, scaled: bool):
         x = np.asarray(x, np.float32)
@@ -81,9 +76,10 @@ class Model:
         """Class probabilities ``[N, C]`` (classification: softmax; binary: ``[1−p, p]``)."""
         out = self.decision_function(x, scaled=scaled)
         if self.task == "classification":
-            return np.asarray(jax.nn.softmax(out, -1))
+            e = np.exp(out - out.max(axis=-1, keepdims=True))
+            return e / e.sum(axis=-1, keepdims=True)
         if self.task == "binary":
-            p = np.asarray(jax.nn.sigmoid(out[:, 0]))
+            p = np.float32(0.5) * (np.tanh(np.float32(0.5) * out[:, 0]) + np.float32(1.0))  # the sigmoid
             return np.stack([1 - p, p], -1)
         raise ValueError("predict_proba needs a classification task, this model does regression")
 

@@ -27,8 +27,8 @@ from vtune import io
 from vtune.cache import configure_compile_cache
 from vtune.checkpoint import Checkpoint
 from vtune.engine import FAST_COMPILE_OPTIONS, Engine, milestones
-from vtune.losses import METRICS
-from vtune.model import ACTIVATIONS, tier_weights, tier_width, widest_layer
+from vtune.losses import METRICS, score as score_fn
+from vtune.model import ACTIVATIONS, forward_host, tier_weights, tier_width, widest_layer
 from vtune.optim import FUSE_RULES
 from vtune.result import Model, Result
 from vtune.space import Choice, Float, Space, default_space
@@ -500,28 +500,21 @@ def _engine(**kw) -> Engine:
     return _ENGINES[key]
 
 
-@jax.jit
-def _evaluate(trainable, params, hp, x, y):
-    return trainable.evaluate_member(params, hp, x, y)
-
-
 def _test_score(trainable, dataset, params, hp) -> float:
-    """The test score of ``(params, hp)`` under ``trainable`` (the best member's own activation only:
-    :func:`_own_activation`). Compiled after the search, on the main thread: compiling it on a
-    worker thread while the search's program was traced (kept from 34124ac until 2026-11-25) saved 0.5 s
-    on the old development CPU, but on the Zen 5 one the two compiles contend for the two cores and the
-    GIL — digits, cold runs, settings alternating: search 3.87 s median compiled after (8 runs), 4.05 s on
-    the worker thread (8), 4.00 s started once the search's program was compiled (4), though the
-    evaluation itself then takes 0.17-0.21 s after the search (0.14-0.16 s since it computes the
-    member's own activation only)."""
-    return float(_evaluate(trainable, params, hp, dataset.x_test, dataset.y_test))
+    """The test score of ``(params, hp)`` under ``trainable``, computed on the host with numpy
+    (:func:`vtune.model.forward_host`: the member's own layers and activation, no compile) — the function
+    :class:`Model` predicts with, so ``best_test_score`` is what ``Model.predict`` scores on the test rows.
+    It was a compiled JAX evaluation until 2026-11-25: 0.15-0.17 s of a cold digits search (3 runs),
+    0.03 s of a warm one, against ≈ 1 ms in numpy."""
+    out = forward_host(params, hp, np.asarray(dataset.x_test), trainable.layout)
+    return float(score_fn(trainable.task, out, np.asarray(dataset.y_test), xp=np))
 
 
 def _own_activation(trainable, hp):
     """``trainable`` computing only the activation of the member ``hp`` describes: its forward pass with
-    no choice among the search's activations (the same function; a smaller program). The best model's
-    test evaluation and its saved :class:`Model` use it: on the digits search the evaluation took
-    0.14-0.16 s instead of 0.19-0.21 s (3 alternating cold runs each, the same scores)."""
+    no choice among the search's activations (the same function). The saved :class:`Model` records it
+    (its ``spec``); when the test evaluation was a compiled JAX program it also made that program smaller
+    (digits: 0.14-0.16 s instead of 0.19-0.21 s), before it moved to numpy (:func:`_test_score`)."""
     return trainable.replace(activations=(ACTIVATIONS[int(np.asarray(hp["activation"]))],))
 
 
