@@ -87,7 +87,8 @@ def test_256_mixed_members_one_compiled_call_and_new_values_compile_nothing():
 
 
 def test_chunked_bracket_equals_unchunked():
-    """Chunks change the working set, never the numbers (the memory guard relies on this)."""
+    """Chunks change the working set, and the numbers by float rounding only (the memory guard relies on
+    this)."""
     ds = _small_digits(128)
     tr = _trainable(ds)
     plan = hyperband(9, 3)

@@ -599,6 +599,28 @@ def test_width_tiers_are_kept_only_where_they_repay_compiling():
     assert setup._sampled_architectures()[0].tolist() == need.tolist()  # a fixed draw: the same choice every time
 
 
+def test_tiers_and_fusion_follow_the_members_each_device_trains_at_once(monkeypatch):
+    # The engine spreads a chunk over every device: chunk=device_count is one member per device, the
+    # default's case, and must keep the default's tiers (it dropped them while the check read chunk == 1).
+    from vtune.tune import _Setup
+
+    seen = []
+
+    class Stop(Exception):
+        pass
+
+    def record(self, model_epochs, per_device):
+        seen.append(per_device)
+        raise Stop
+
+    monkeypatch.setattr(_Setup, "auto_tiers", record)
+    n = jax.device_count()
+    for chunk in (None, 1, n, n + 1, 2 * n):
+        with pytest.raises(Stop):
+            vtune.tune(MLP_SPACE, tiny_digits(), chunk=chunk, compile_cache=None, **MLP_STRATEGY)
+    assert seen == [1, 1, 1, 2, 2]
+
+
 def test_optimizer_rules_are_fused_only_for_few_rules_and_a_small_budget():
     from vtune.optim import FUSE_RULES
     from vtune.tune import FUSE_MAX_FLOPS, _Setup

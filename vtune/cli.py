@@ -125,8 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--space", metavar="FILE.json", help="search-space file (default: vtune's default space)")
     _add_run_options(tune)
     tune.add_argument("--chunk", type=_int_at_least(1), metavar="N",
-                      help="members trained side by side per chunk (default: 16 on CPU, the whole stage on "
-                           "accelerators)")
+                      help="members trained side by side per chunk (default: one member at a time on each CPU "
+                           "core, the whole stage on accelerators)")
 
     plan = commands.add_parser("plan", help="print a Hyperband bracket table",
                                description="Print the Hyperband plan (configurations and epochs per rung).")

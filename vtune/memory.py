@@ -2,8 +2,9 @@
 
 The engine keeps every slot's state resident (``capacity`` members: parameters, up to three optimizer buffers,
 the gradient accumulator and the best-so-far copy) and trains ``chunk`` members at a time (activations
-and gradients of one micro-batch, and the validation pass). Chunking changes only the working set, never
-the numbers: members are independent, so training them in smaller chunks gives the same results.
+and gradients of one micro-batch, and the validation pass). Chunking changes the working set, and the
+numbers by float rounding only: members are independent, so training them in smaller chunks gives the
+same results up to the rounding of vmapped products.
 """
 
 from __future__ import annotations

@@ -42,7 +42,11 @@ from vtune.train import MLPTrainable, encode_hparams, tier_candidates
 #: member-epoch is the same for chunks of 1, 4 and 16 members (the CPU is compute-bound either way), so
 #: one member per chunk costs nothing in throughput, never pads a small rung, and lets each member run
 #: the narrowest width tier that holds it with its inactive layers skipped (Hyperband R=27 on digits:
-#: 219 s with chunks of 16, 53 s with chunks of 1 before width tiers).
+#: 219 s with chunks of 16, 53 s with chunks of 1 before width tiers). Re-checked on the Zen 5 CPU
+#: (2026-11-25): a bare Adam MLP step vmapped over two members per core runs 1.2-1.5x faster per member
+#: than one member alone (widths 64-256, batch 64), but in the engine a vmapped chunk computes every layer
+#: and rule of its widest, deepest member (``cond`` becomes a select): the 20,000-row benchmark search with
+#: the same width tiers, two members per core against one, 16.2 s cold / 10.7 s warm against 10.8 / 6.3.
 CPU_CHUNK = 1
 
 #: Padded FLOPs a width tier must save over a search to repay compiling it (see ``_Setup.auto_tiers``).
@@ -234,8 +238,10 @@ class _Setup:
         return {"micro_batch": micro, "accumulate": max(batches) > micro, "max_layers": space.max_layers(),
                 "max_units": space.max_units()}
 
-    def auto_tiers(self, model_epochs: int, chunk: int) -> None:
-        """Keep the set of width tiers whose compile time the padded work they save repays.
+    def auto_tiers(self, model_epochs: int, per_device: int) -> None:
+        """Keep the set of width tiers whose compile time the padded work they save repays (none when
+        ``per_device``, the members each device trains side by side, is over one: a vmapped chunk pads to
+        its widest member anyway).
 
         Each tier is one more compiled copy of the training step (seconds on a 2-core CPU). A member
         trains at the narrowest kept width that holds its widest layer, so a set of tiers ``T`` costs
@@ -248,7 +254,7 @@ class _Setup:
         beyond float rounding, but a search should compile the same program wherever it runs.
         """
         tr = self.trainable
-        if chunk != 1 or not tr.width_tiers:
+        if per_device != 1 or not tr.width_tiers:
             self.trainable = tr.replace(width_tiers=())
             return
         cost = lambda tiers: self.training_flops(model_epochs, tiers) + len(tiers) * TIER_MIN_FLOPS
@@ -268,13 +274,14 @@ class _Setup:
         padded = tier_weights(tr.num_features, tr.num_outputs, depth.astype(np.int64), at.astype(np.int64))
         return model_epochs * self.dataset.n_train * 6 * float(np.mean(padded))
 
-    def auto_fuse(self, model_epochs: int, chunk: int) -> None:
+    def auto_fuse(self, model_epochs: int, per_device: int) -> None:
         """Fuse the optimizer's rules (:data:`vtune.optim.FUSE_RULES`) when the compile time it saves beats
         the slower steps it costs for this search: at most ``FUSE_MAX_FLOPS`` padded training FLOPs per
-        compiled epoch-loop variant (one per width tier and the full width), one member per chunk."""
+        compiled epoch-loop variant (one per width tier and the full width), one member per device
+        (``per_device``) at a time."""
         tr = self.trainable
         variants = len(tr.width_tiers) + 1
-        fuse = (chunk == 1 and len(tr.optimizers) <= FUSE_RULES
+        fuse = (per_device == 1 and len(tr.optimizers) <= FUSE_RULES
                 and self.training_flops(model_epochs, tr.width_tiers) <= variants * FUSE_MAX_FLOPS)
         self.trainable = tr.replace(fuse_rules=bool(fuse))
 
@@ -392,10 +399,14 @@ def tune(space=None, data="digits", *, strategy: str | Strategy = "hyperband", s
     population = {True: sum(s.num_configs for s in stages), False: max(s.num_configs for s in stages)}
     chunk_of = lambda capacity: chunk if chunk is not None else (CPU_CHUNK if on_cpu else capacity)
     planned = sum(s.model_epochs for s in stages)
+    # The engine spreads a chunk over every device: what the tiers and the fused rules depend on is how
+    # many members each device trains side by side (``chunk=2`` on two cores is one member per core, as
+    # the default is, and keeps the same tiers).
+    per_device = -(-chunk_of(population[together]) // jax.device_count())
     if setup.kind == "mlp" and width_tiers == "auto":
-        setup.auto_tiers(planned, chunk_of(population[together]))
+        setup.auto_tiers(planned, per_device)
     if setup.kind == "mlp":
-        setup.auto_fuse(planned, chunk_of(population[together]))
+        setup.auto_fuse(planned, per_device)
     options = FAST_COMPILE_OPTIONS if on_cpu and setup.kind == "mlp" and setup.fast_compile(planned) else None
     engine = None
     if together:
@@ -410,8 +421,9 @@ def tune(space=None, data="digits", *, strategy: str | Strategy = "hyperband", s
     compiles_before = (engine.stats.count, engine.stats.seconds)
     if setup.kind == "mlp":
         _check_memory(setup, engine, max_memory_gb)
-    # The chunk size is not part of the fingerprint: it never changes the numbers, so a search started on
-    # one machine may resume on another.
+    # The chunk size is not part of the fingerprint: it changes the numbers by float rounding only (a
+    # vmapped product rounds differently from one member's), so a search started on one machine may
+    # resume on another.
     settings = {"strategy": strat.to_json(), "space": space.to_json(), "seed": int(seed), "data": setup.data_info,
                 "shared_order": shared_order, "restore_best": restore_best,
                 "data_seed": int(seed if data_seed is None else data_seed)}
