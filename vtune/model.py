@@ -28,6 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from vtune import rng
+from vtune.devices import host_array
 from vtune.choose import choose
 from vtune.hparams import ACTIVATIONS, INITS
 
@@ -276,9 +277,11 @@ def init_population_host(hparams: Mapping[str, np.ndarray], layout: Layout) -> n
 
     Drawing the initial weights on the host keeps them out of the compiled program (the inverse normal
     CDF and the hashing of four weight matrices were the larger half of it), which shortens compilation.
+    The array is aligned for JAX's CPU devices to read in place (:func:`vtune.devices.host_array`): the
+    program's largest input is then never copied.
     """
     num = len(hparams["seed"])
-    out = np.empty((num, layout.num_params), np.float32)
+    out = host_array((num, layout.num_params), np.float32)
     with np.errstate(over="ignore"):  # uint32 hashing wraps around on purpose
         for i in range(num):
             hp = {k: np.asarray(v)[i] for k, v in hparams.items() if k in ("num_layers", "units", "init", "init_scale")}

@@ -34,6 +34,7 @@ from flax import struct
 
 from vtune import hparams as hpmod
 from vtune import rng
+from vtune.devices import host_array
 from vtune.losses import LOSS_IDS, loss_fn, score as score_fn, task_loss
 from vtune.engine import epoch_loop
 from vtune.model import (ACTIVATION_IDS, INIT_IDS, Layout, dropout_key, forward, init_member,
@@ -610,7 +611,16 @@ def default_width_tiers(max_units: int) -> tuple:
 
 
 def pad_hparams(hparams: Mapping[str, np.ndarray], size: int) -> dict[str, np.ndarray]:
-    """Repeat members cyclically so that every leaf has ``size`` rows (padding slots compute valid numbers)."""
+    """Repeat members cyclically so that every leaf has ``size`` rows (padding slots compute valid numbers).
+    Leaves already ``size`` long are kept as they are; padded ones are aligned for JAX's CPU devices to read
+    in place (:func:`vtune.devices.host_array`)."""
     n = len(next(iter(hparams.values())))
+    if n == size:
+        return dict(hparams)
     idx = np.arange(size) % n
-    return {k: np.asarray(v)[idx] for k, v in hparams.items()}
+
+    def pad(v):
+        v = np.asarray(v)
+        return np.take(v, idx, axis=0, out=host_array((size,) + v.shape[1:], v.dtype))
+
+    return {k: pad(v) for k, v in hparams.items()}
