@@ -609,16 +609,20 @@ def test_tiers_and_fusion_follow_the_members_each_device_trains_at_once(monkeypa
     class Stop(Exception):
         pass
 
-    def record(self, model_epochs, per_device):
-        seen.append(per_device)
-        raise Stop
+    def tiers(self, model_epochs, per_device):
+        seen.append(("tiers", per_device))
 
-    monkeypatch.setattr(_Setup, "auto_tiers", record)
+    def fuse(self, model_epochs, per_device):
+        seen.append(("fuse", per_device))
+        raise Stop  # nothing else to see: the search need not compile
+
+    monkeypatch.setattr(_Setup, "auto_tiers", tiers)
+    monkeypatch.setattr(_Setup, "auto_fuse", fuse)
     n = jax.device_count()
     for chunk in (None, 1, n, n + 1, 2 * n):
         with pytest.raises(Stop):
             vtune.tune(MLP_SPACE, tiny_digits(), chunk=chunk, compile_cache=None, **MLP_STRATEGY)
-    assert seen == [1, 1, 1, 2, 2]
+    assert seen == [(step, k) for k in (1, 1, 1, 2, 2) for step in ("tiers", "fuse")]
 
 
 def test_optimizer_rules_are_fused_only_for_few_rules_and_a_small_budget():
