@@ -341,9 +341,10 @@ def forward(flat, hp: Mapping[str, jnp.ndarray], x, layout: Layout, *,
     return h @ params["out"]["w"] + params["out"]["b"][None, :]
 
 
-#: The activations as numpy functions of float32 arrays, for :func:`forward_host` (the same formulas as
+#: The activations as numpy functions of float32 arrays, for :func:`forward_host` and
+#: :class:`vtune.result.Model`'s probabilities (the same formulas as
 #: ``_ACT_FNS``: ``jax.nn.gelu`` is its tanh approximation, ``jax.nn.leaky_relu`` has slope 0.01).
-_HOST_ACT_FNS = {
+HOST_ACTIVATIONS = {
     "relu": lambda z: np.maximum(z, np.float32(0.0)),
     "tanh": np.tanh,
     "sigmoid": lambda z: np.float32(0.5) * (np.tanh(np.float32(0.5) * z) + np.float32(1.0)),
@@ -366,7 +367,7 @@ def forward_host(flat, hp: Mapping[str, np.ndarray], x, layout: Layout) -> np.nd
     """
     table = layout.offsets()
     flat = np.asarray(flat, np.float32)
-    act = _HOST_ACT_FNS[ACTIVATIONS[int(np.asarray(hp["activation"]))]]
+    act = HOST_ACTIVATIONS[ACTIVATIONS[int(np.asarray(hp["activation"]))]]
     units = np.asarray(hp["units"]).astype(np.int64)
     depth = int(min(max(int(np.asarray(hp["num_layers"])), 1), layout.max_layers))
 

@@ -79,7 +79,9 @@ class Model:
             e = np.exp(out - out.max(axis=-1, keepdims=True))
             return e / e.sum(axis=-1, keepdims=True)
         if self.task == "binary":
-            p = np.float32(0.5) * (np.tanh(np.float32(0.5) * out[:, 0]) + np.float32(1.0))  # the sigmoid
+            from vtune.model import HOST_ACTIVATIONS
+
+            p = HOST_ACTIVATIONS["sigmoid"](out[:, 0])
             return np.stack([1 - p, p], -1)
         raise ValueError("predict_proba needs a classification task, this model does regression")
 

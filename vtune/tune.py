@@ -28,7 +28,7 @@ from vtune.cache import configure_compile_cache
 from vtune.checkpoint import Checkpoint
 from vtune.engine import FAST_COMPILE_OPTIONS, Engine, milestones
 from vtune.losses import METRICS, score as score_fn
-from vtune.model import ACTIVATIONS, forward_host, tier_weights, tier_width, widest_layer
+from vtune.model import ACTIVATIONS, tier_weights, tier_width, widest_layer
 from vtune.optim import FUSE_RULES
 from vtune.result import Model, Result
 from vtune.space import Choice, Float, Space, default_space
@@ -512,24 +512,6 @@ def _engine(**kw) -> Engine:
     return _ENGINES[key]
 
 
-def _test_score(trainable, dataset, params, hp) -> float:
-    """The test score of ``(params, hp)`` under ``trainable``, computed on the host with numpy
-    (:func:`vtune.model.forward_host`: the member's own layers and activation, no compile) — the function
-    :class:`Model` predicts with, so ``best_test_score`` is what ``Model.predict`` scores on the test rows.
-    It was a compiled JAX evaluation until 2026-11-25: 0.15-0.17 s of a cold digits search (3 runs),
-    0.03 s of a warm one, against ≈ 1 ms in numpy."""
-    out = forward_host(params, hp, np.asarray(dataset.x_test), trainable.layout)
-    return float(score_fn(trainable.task, out, np.asarray(dataset.y_test), xp=np))
-
-
-def _own_activation(trainable, hp):
-    """``trainable`` computing only the activation of the member ``hp`` describes: its forward pass with
-    no choice among the search's activations (the same function). The saved :class:`Model` records it
-    (its ``spec``); when the test evaluation was a compiled JAX program it also made that program smaller
-    (digits: 0.14-0.16 s instead of 0.19-0.21 s), before it moved to numpy (:func:`_test_score`)."""
-    return trainable.replace(activations=(ACTIVATIONS[int(np.asarray(hp["activation"]))],))
-
-
 def _finish(setup, strat, seed, trials, best, model_epochs, planned, compiles, wall) -> Result:
     model = None
     best_info: dict = {"id": None, "config": None, "val_score": None, "test_score": None}
@@ -545,14 +527,18 @@ def _finish(setup, strat, seed, trials, best, model_epochs, planned, compiles, w
         if setup.kind == "mlp":
             params, hp = setup.trainable.export(member)
             ds = setup.dataset
-            tr = _own_activation(setup.trainable, hp)
-            best_info["test_score"] = _test_score(tr, ds, params, hp)
+            # The model records its own activation only; its test score is what it predicts on the test
+            # rows — in numpy, no compile (vtune.model.forward_host: a compiled JAX evaluation took
+            # 0.15-0.17 s of a cold digits search until 2026-11-25, 0.03 s of a warm one).
             spec = {"task": ds.task, "num_features": ds.n_features, "num_outputs": ds.n_outputs,
-                    "layout": list(tr.layout), "activations": list(tr.activations),
+                    "layout": list(setup.trainable.layout),
+                    "activations": [ACTIVATIONS[int(np.asarray(hp["activation"]))]],
                     "shift": np.asarray(ds.shift).tolist(), "scale": np.asarray(ds.scale).tolist(),
                     "classes": None if ds.classes is None else np.asarray(ds.classes).tolist(),
                     "config": record["config"], "metric": setup.metric}
             model = Model(params, hp, spec)
+            out = model.decision_function(np.asarray(ds.x_test), scaled=True)
+            best_info["test_score"] = float(score_fn(ds.task, out, np.asarray(ds.y_test), xp=np))
     return Result(
         trials=trials, best=best_info, metric=setup.metric, task=setup.task, strategy=strat.to_json(),
         seed=int(seed), model_epochs=int(model_epochs), planned_model_epochs=int(planned), wall_s=float(wall),
